@@ -1,0 +1,145 @@
+"""Django settings for cachesite.
+
+Every setting comes from an environment variable with a default that runs the
+dashboard locally on SQLite and diskcache. README.md lists them all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+import django_stubs_ext
+
+from cachesite.env import env_bool, env_float, env_int, env_list, env_str
+
+# Lets ModelAdmin[Model] and friends be subscripted at runtime, as mypy sees them.
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("CACHESITE_DATA_DIR", str(BASE_DIR / ".data"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+# The fallback key is only good for a laptop; README says to set one elsewhere.
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "cachesite-insecure-local-development-key")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "template_partials",
+    "extractor",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "cachesite.urls"
+WSGI_APPLICATION = "cachesite.wsgi.application"
+ASGI_APPLICATION = "cachesite.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'cachesite.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the recorder's writer thread and page reads run side by side;
+    # IMMEDIATE transactions fail fast on lock contention instead of deadlocking.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "extractor:overview"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "extractor": {"handlers": ["console"], "level": env_str("EXTRACTOR_LOG_LEVEL", "INFO")},
+    },
+}
+
+# --- cachesite ---------------------------------------------------------------
+
+# Where cached values live: memory://?maxsize=N, disk:///path or redis://host:port/db.
+EXTRACTOR_CACHE_URL = env_str("EXTRACTOR_CACHE_URL", f"disk://{DATA_DIR / 'cache'}")
+# Seconds a cached value lives; unset means until evicted or invalidated.
+EXTRACTOR_CACHE_TTL = env_float("EXTRACTOR_CACHE_TTL", None)
+# Off: every decorated call goes straight to the LLM (recorded as "bypass").
+EXTRACTOR_CACHE_ENABLED = env_bool("EXTRACTOR_CACHE_ENABLED", True)
+# Calls are buffered in memory and written in batches at most this often.
+EXTRACTOR_RECORD_FLUSH_SECONDS = env_float("EXTRACTOR_RECORD_FLUSH_SECONDS", 1.0)
+# Upper bound on buffered call records if the database is unreachable.
+EXTRACTOR_RECORD_BUFFER_MAX = env_int("EXTRACTOR_RECORD_BUFFER_MAX", 100_000)
+# Off: records wait for an explicit flush (tests and one-shot scripts).
+EXTRACTOR_RECORD_IN_BACKGROUND = env_bool("EXTRACTOR_RECORD_IN_BACKGROUND", True)
+
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or None
+EXTRACTOR_LLM_TIMEOUT = env_float("EXTRACTOR_LLM_TIMEOUT", 60.0)
+EXTRACTOR_LLM_MAX_RETRIES = env_int("EXTRACTOR_LLM_MAX_RETRIES", 2)
+EXTRACTOR_DEFAULT_MODEL = env_str("EXTRACTOR_DEFAULT_MODEL", "gpt-4o-mini")
+EXTRACTOR_MODELS = env_list("EXTRACTOR_MODELS", ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"])
+# Extra response models for the registry, as dotted paths.
+EXTRACTOR_SCHEMAS = env_list("EXTRACTOR_SCHEMAS", [])
+# Longest text the extraction form accepts, in bytes (UTF-8).
+EXTRACTOR_MAX_TEXT_BYTES = env_int("EXTRACTOR_MAX_TEXT_BYTES", 100_000)

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from extractor.models import CachedFunction, Call, Entry, Invalidation, SchemaVersion
+
+
+@admin.register(SchemaVersion)
+class SchemaVersionAdmin(admin.ModelAdmin[SchemaVersion]):
+    list_display = ["name", "number", "fingerprint", "first_seen_at"]
+    list_filter = ["name"]
+    search_fields = ["name", "fingerprint"]
+
+
+@admin.register(CachedFunction)
+class CachedFunctionAdmin(admin.ModelAdmin[CachedFunction]):
+    list_display = ["name", "schema_version", "version", "code_fingerprint", "last_seen_at"]
+    search_fields = ["name"]
+
+
+@admin.register(Entry)
+class EntryAdmin(admin.ModelAdmin[Entry]):
+    list_display = ["key", "function", "schema_version", "llm_model", "status", "hit_count",
+                    "created_at", "last_hit_at"]
+    list_filter = ["status", "function", "llm_model"]
+    search_fields = ["key", "input_preview"]
+    list_select_related = ["schema_version"]
+    raw_id_fields = ["schema_version", "invalidation"]
+
+
+@admin.register(Call)
+class CallAdmin(admin.ModelAdmin[Call]):
+    list_display = ["created_at", "outcome", "miss_reason", "function", "llm_model", "latency_ms"]
+    list_filter = ["outcome", "miss_reason", "function", "llm_model"]
+    search_fields = ["key", "input_preview"]
+    raw_id_fields = ["entry", "schema_version"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(Invalidation)
+class InvalidationAdmin(admin.ModelAdmin[Invalidation]):
+    list_display = ["created_at", "action", "target", "requested_by", "status", "matched",
+                    "removed"]
+    list_filter = ["action", "status"]

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
+
+
+class ExtractorConfig(AppConfig):
+    name = "extractor"
+    verbose_name = "Extraction cache"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.core.signals import setting_changed
+
+        from extractor.recording import install_recorder
+
+        configure_cache_from_settings()
+        install_recorder()
+        setting_changed.connect(_on_setting_changed)
+
+
+def configure_cache_from_settings() -> None:
+    """Point the library's defaults at the settings; a bad URL stops startup."""
+    from django.conf import settings
+
+    from extractor.caching import configure
+    from extractor.caching.backends import backend_from_url
+    from extractor.caching.errors import CacheConfigurationError
+
+    url = settings.EXTRACTOR_CACHE_URL
+    try:
+        backend_from_url(url).close()
+    except CacheConfigurationError as exc:
+        raise ImproperlyConfigured(f"EXTRACTOR_CACHE_URL: {exc}") from exc
+    configure(url=url, ttl=settings.EXTRACTOR_CACHE_TTL, enabled=settings.EXTRACTOR_CACHE_ENABLED)
+
+
+def _on_setting_changed(*, setting: str, **_: Any) -> None:
+    if setting.startswith("EXTRACTOR_CACHE_"):
+        configure_cache_from_settings()
+    elif setting.startswith("EXTRACTOR_RECORD_"):
+        from extractor.recording import install_recorder
+
+        install_recorder()

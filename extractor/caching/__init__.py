@@ -1,0 +1,32 @@
+"""The caching library: keys, envelope, backends, decorator. No Django in here."""
+
+from extractor.caching.backends import (
+    CacheBackend,
+    DiskBackend,
+    MemoryBackend,
+    RedisBackend,
+    backend_from_url,
+)
+from extractor.caching.decorator import CachedFunction, bypass, capture_calls, instructor_cache
+from extractor.caching.defaults import configure
+from extractor.caching.errors import ArgumentEncodingError, CacheConfigurationError
+from extractor.caching.events import CallEvent, MissReason, Outcome, set_recorder
+
+__all__ = [
+    "ArgumentEncodingError",
+    "CacheBackend",
+    "CacheConfigurationError",
+    "CachedFunction",
+    "CallEvent",
+    "DiskBackend",
+    "MemoryBackend",
+    "MissReason",
+    "Outcome",
+    "RedisBackend",
+    "backend_from_url",
+    "bypass",
+    "capture_calls",
+    "configure",
+    "instructor_cache",
+    "set_recorder",
+]

@@ -1,0 +1,119 @@
+"""What the decorator reports about each call, and where it reports it.
+
+The library does not know about Django: it hands a `CallEvent` to whatever
+recorder is installed (the app installs one that writes to its database).
+Reporting must cost next to nothing on a hit, so an event holds references
+only; anything derived (previews, reasons) is worked out by the recorder.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from extractor.caching.envelope import Envelope
+
+
+class Outcome:
+    HIT = "hit"
+    MISS = "miss"
+    ERROR = "error"
+    BYPASS = "bypass"
+    REPLAY = "replay"
+
+
+class MissReason:
+    """Why a call missed, where the library knows; the recorder works out the rest."""
+
+    NEW_INPUT = "new_input"
+    SCHEMA_CHANGED = "schema_changed"
+    CODE_CHANGED = "code_changed"
+    VERSION_CHANGED = "version_changed"
+    MODEL_CHANGED = "model_changed"
+    EXPIRED = "expired"
+    EVICTED = "evicted"
+    INVALIDATED = "invalidated"
+    CORRUPT = "corrupt"
+    BACKEND_ERROR = "backend_error"
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionInfo:
+    """Everything static about one decorated function, computed once."""
+
+    name: str  # "module:qualname", importable
+    namespace: str
+    version: str
+    code_fingerprint: str
+    schema_name: str  # dotted path of the response model
+    schema_fingerprint: str
+    json_schema: dict[str, Any] = field(repr=False, compare=False)
+    backend_label: str = ""
+    ttl: float | None = None
+    has_key_function: bool = False
+    model_argument: str | None = None  # name of the argument that picks the LLM model
+
+
+@dataclass(slots=True)
+class CallEvent:
+    outcome: str
+    info: FunctionInfo
+    key: str
+    arguments_json: bytes
+    started: float  # time.perf_counter() at the start of the call
+    latency: float  # seconds
+    envelope: Envelope[Any] | None = None
+    stored: bool = False
+    miss_reason: str | None = None
+    error: str | None = None
+    ttl: float | None = None  # what a stored value was given
+
+
+class Recorder(Protocol):
+    def record(self, event: CallEvent) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+class NullRecorder:
+    """Records nothing: the library works without Django."""
+
+    def record(self, event: CallEvent) -> None:
+        return None
+
+    def flush(self) -> None:
+        return None
+
+
+class _RecorderSlot:
+    recorder: Recorder = NullRecorder()
+
+
+recorder_slot = _RecorderSlot()
+
+
+def set_recorder(recorder: Recorder) -> Recorder:
+    """Install `recorder` for every decorated function; return the one it replaces."""
+    previous = recorder_slot.recorder
+    recorder_slot.recorder = recorder
+    return previous
+
+
+def get_recorder() -> Recorder:
+    return recorder_slot.recorder
+
+
+# perf_counter() is cheap and monotonic; the wall clock is derived at write time.
+_WALL_OFFSET = time.time() - time.perf_counter()
+
+
+def wall_time(perf_counter_value: float) -> float:
+    return _WALL_OFFSET + perf_counter_value
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc).strip()
+    name = type(exc).__qualname__
+    return f"{name}: {text}" if text else name
+

@@ -1,0 +1,208 @@
+"""The inspection store: what is cached, every call, schema versions, invalidations.
+
+The backend serves values; these tables index them so pages can filter,
+explain and invalidate with indexed queries instead of scanning the backend.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from extractor.caching import events
+
+
+class SchemaVersion(models.Model):
+    """One JSON-schema fingerprint of a response model, numbered v1, v2... per name."""
+
+    name = models.CharField(max_length=255, help_text="Dotted path of the response model.")
+    number = models.PositiveIntegerField()
+    fingerprint = models.CharField(max_length=64)
+    json_schema = models.JSONField()
+    first_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "fingerprint"], name="schema_version_once"),
+            models.UniqueConstraint(fields=["name", "number"], name="schema_version_number_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.short_name} v{self.number}"
+
+    @property
+    def short_name(self) -> str:
+        return self.name.rsplit(".", 1)[-1]
+
+    @property
+    def label(self) -> str:
+        return f"v{self.number}"
+
+
+class CachedFunction(models.Model):
+    """A decorated function as last seen: its current code and schema."""
+
+    name = models.CharField(max_length=255, unique=True, help_text='"module:qualname"')
+    code_fingerprint = models.CharField(max_length=64)
+    version = models.CharField(max_length=100, blank=True)
+    schema_version = models.ForeignKey(SchemaVersion, on_delete=models.PROTECT, related_name="+")
+    backend = models.CharField(max_length=255, blank=True)
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Invalidation(models.Model):
+    """One request to drop cached values, kept as history (who, when, what)."""
+
+    class Action(models.TextChoices):
+        ENTRY = "entry", "One entry"
+        SCHEMA_VERSION = "schema_version", "Schema version"
+        FUNCTION = "function", "Function"
+        MODEL = "model", "LLM model"
+        STALE = "stale", "Every stale entry"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed, retry to finish"
+
+    action = models.CharField(max_length=20, choices=Action.choices)
+    target = models.CharField(max_length=255, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    matched = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.target}".strip()
+
+
+class Entry(models.Model):
+    """One stored value under one key. A key's earlier values stay as history."""
+
+    class Status(models.TextChoices):
+        LIVE = "live", "Live"
+        # Marked for invalidation; its backend delete has not been confirmed yet.
+        INVALIDATING = "invalidating", "Invalidating"
+        INVALIDATED = "invalidated", "Invalidated"
+        # A later value was stored under the same key (after expiry, corruption, replay).
+        REPLACED = "replaced", "Replaced"
+
+    key = models.CharField(max_length=64, db_index=True)
+    namespace = models.CharField(max_length=100, blank=True)
+    function = models.CharField(max_length=255, db_index=True)
+    schema_version = models.ForeignKey(
+        SchemaVersion, on_delete=models.PROTECT, related_name="entries"
+    )
+    code_fingerprint = models.CharField(max_length=64)
+    version = models.CharField(max_length=100, blank=True)
+    # The function and its arguments without the model argument: entries that
+    # answer "the same question" share it, which is how a miss gets explained.
+    input_fingerprint = models.CharField(max_length=64, db_index=True)
+    arguments = models.JSONField()
+    input_preview = models.CharField(max_length=300, blank=True)
+    output = models.JSONField()
+    llm_provider = models.CharField(max_length=50, blank=True)
+    llm_model = models.CharField(max_length=100, blank=True, db_index=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cached_prompt_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.FloatField(default=0, help_text="What the LLM call behind it took.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_hit_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    hit_count = models.PositiveIntegerField(default=0, db_index=True)
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.LIVE, db_index=True
+    )
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    invalidation = models.ForeignKey(
+        Invalidation, null=True, blank=True, on_delete=models.SET_NULL, related_name="entries"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"], condition=Q(status="live"), name="one_live_entry_per_key"
+            ),
+        ]
+        indexes = [models.Index(fields=["function", "input_fingerprint", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.function} {self.key[:12]}"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+
+class Call(models.Model):
+    """One invocation of a decorated function."""
+
+    class Outcome(models.TextChoices):
+        HIT = events.Outcome.HIT, "Hit"
+        MISS = events.Outcome.MISS, "Miss"
+        ERROR = events.Outcome.ERROR, "Error"
+        BYPASS = events.Outcome.BYPASS, "Bypass"
+        REPLAY = events.Outcome.REPLAY, "Replay"
+
+    class MissReason(models.TextChoices):
+        NEW_INPUT = events.MissReason.NEW_INPUT, "New input"
+        SCHEMA_CHANGED = events.MissReason.SCHEMA_CHANGED, "Schema changed"
+        CODE_CHANGED = events.MissReason.CODE_CHANGED, "Code changed"
+        VERSION_CHANGED = events.MissReason.VERSION_CHANGED, "Version changed"
+        MODEL_CHANGED = events.MissReason.MODEL_CHANGED, "Model changed"
+        EXPIRED = events.MissReason.EXPIRED, "Expired"
+        EVICTED = events.MissReason.EVICTED, "Evicted from the backend"
+        INVALIDATED = events.MissReason.INVALIDATED, "Invalidated"
+        CORRUPT = events.MissReason.CORRUPT, "Corrupt value"
+        BACKEND_ERROR = events.MissReason.BACKEND_ERROR, "Backend error"
+
+    entry = models.ForeignKey(
+        Entry, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
+    )
+    key = models.CharField(max_length=64, db_index=True)
+    function = models.CharField(max_length=255, db_index=True)
+    schema_version = models.ForeignKey(
+        SchemaVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="calls"
+    )
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, db_index=True)
+    miss_reason = models.CharField(max_length=20, choices=MissReason.choices, blank=True)
+    reason_detail = models.CharField(max_length=255, blank=True)
+    latency_ms = models.FloatField()
+    llm_provider = models.CharField(max_length=50, blank=True)
+    llm_model = models.CharField(max_length=100, blank=True, db_index=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cached_prompt_tokens = models.PositiveIntegerField(default=0)
+    input_preview = models.CharField(max_length=300, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["function", "created_at"]),
+            models.Index(fields=["outcome", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} {self.function}"

@@ -1,0 +1,31 @@
+"""The bridge from the caching library to the database."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from extractor.caching.events import get_recorder, set_recorder
+from extractor.recording.buffer import DatabaseRecorder
+
+__all__ = ["DatabaseRecorder", "flush", "install_recorder"]
+
+
+def install_recorder() -> DatabaseRecorder:
+    """Install a DatabaseRecorder built from settings (called by the app config)."""
+    current = get_recorder()
+    if isinstance(current, DatabaseRecorder):
+        current.flush()
+    recorder = DatabaseRecorder(
+        background=settings.EXTRACTOR_RECORD_IN_BACKGROUND,
+        flush_seconds=settings.EXTRACTOR_RECORD_FLUSH_SECONDS or 1.0,
+        buffer_max=settings.EXTRACTOR_RECORD_BUFFER_MAX,
+    )
+    set_recorder(recorder)
+    return recorder
+
+
+def flush() -> int:
+    """Write every buffered call record now; pages call this before reading them."""
+    recorder = get_recorder()
+    recorder.flush()
+    return recorder.pending() if isinstance(recorder, DatabaseRecorder) else 0
