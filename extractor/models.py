@@ -115,7 +115,7 @@ class Entry(models.Model):
     # The function and its arguments without the model argument: entries that
     # answer "the same question" share it, which is how a miss gets explained.
     input_fingerprint = models.CharField(max_length=64, db_index=True)
-    arguments = models.JSONField()
+    arguments = models.JSONField(null=True, help_text="Null when first seen on a hit.")
     input_preview = models.CharField(max_length=300, blank=True)
     output = models.JSONField()
     llm_provider = models.CharField(max_length=50, blank=True)
@@ -179,17 +179,21 @@ class Call(models.Model):
     entry = models.ForeignKey(
         Entry, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
     )
-    key = models.CharField(max_length=64, db_index=True)
-    function = models.CharField(max_length=255, db_index=True)
+    # Calls are written at hit rates, so every index here is paid per hit: the
+    # composite indexes below serve the call log's filters; entry_id serves an
+    # entry's calls.
+    key = models.CharField(max_length=64)
+    function = models.CharField(max_length=255)
     schema_version = models.ForeignKey(
-        SchemaVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="calls"
+        SchemaVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="calls",
+        db_index=False,
     )
-    outcome = models.CharField(max_length=10, choices=Outcome.choices, db_index=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
     miss_reason = models.CharField(max_length=20, choices=MissReason.choices, blank=True)
     reason_detail = models.CharField(max_length=255, blank=True)
     latency_ms = models.FloatField()
     llm_provider = models.CharField(max_length=50, blank=True)
-    llm_model = models.CharField(max_length=100, blank=True, db_index=True)
+    llm_model = models.CharField(max_length=100, blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     cached_prompt_tokens = models.PositiveIntegerField(default=0)
@@ -202,6 +206,7 @@ class Call(models.Model):
         indexes = [
             models.Index(fields=["function", "created_at"]),
             models.Index(fields=["outcome", "created_at"]),
+            models.Index(fields=["llm_model", "created_at"]),
         ]
 
     def __str__(self) -> str:

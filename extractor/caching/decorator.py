@@ -20,15 +20,16 @@ from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
 
-from extractor.caching import defaults as _defaults_module
+from extractor.caching import defaults as _defaults
 from extractor.caching.backends import CacheBackend, shared_backend
-from extractor.caching.envelope import Envelope, envelope_type
+from extractor.caching.envelope import Envelope, envelope_type, hit_reader
 from extractor.caching.errors import CacheConfigurationError, CorruptValue
 from extractor.caching.events import (
     CallEvent,
     FunctionInfo,
     MissReason,
     Outcome,
+    Record,
     describe_error,
     recorder_slot,
 )
@@ -40,9 +41,10 @@ from extractor.caching.usage import completion_info
 logger = logging.getLogger("extractor.caching")
 
 F = TypeVar("F", bound=Callable[..., Any])
+Arguments = tuple[tuple[Any, ...], dict[str, Any]]
 
 _bypass: ContextVar[bool] = ContextVar("instructor_cache_bypass", default=False)
-_captured: ContextVar[list[CallEvent] | None] = ContextVar("instructor_cache_captured", default=None)
+_captured: ContextVar[list[Record] | None] = ContextVar("instructor_cache_captured", default=None)
 
 
 @contextmanager
@@ -56,9 +58,13 @@ def bypass() -> Iterator[None]:
 
 
 @contextmanager
-def capture_calls() -> Iterator[list[CallEvent]]:
-    """Collect the events of decorated calls made within this block (any recorder)."""
-    events: list[CallEvent] = []
+def capture_calls() -> Iterator[list[Record]]:
+    """Collect the records of decorated calls made within this block.
+
+    A hit is a HitRecord tuple (function, key, started, latency); anything else
+    is a CallEvent.
+    """
+    events: list[Record] = []
     token = _captured.set(events)
     try:
         yield events
@@ -105,7 +111,7 @@ def instructor_cache(
     model_argument: the argument that names the LLM model, so a miss caused by
         a new model is reported as such.
     """
-    options = _CacheOptions(backend, ttl, version, namespace, key, model_argument)
+    options = CacheOptions(backend, ttl, version, namespace, key, model_argument)
     if func is not None:
         if not callable(func):
             raise TypeError(
@@ -116,7 +122,7 @@ def instructor_cache(
     return lambda f: CachedFunction(f, options).wrapper
 
 
-class _CacheOptions:
+class CacheOptions:
     def __init__(
         self,
         backend: CacheBackend | str | None,
@@ -149,7 +155,7 @@ class _CacheOptions:
         self.model_argument = model_argument
 
 
-def _response_model(func: Callable[..., Any]) -> type[BaseModel]:
+def response_model_of(func: Callable[..., Any]) -> type[BaseModel]:
     name = getattr(func, "__qualname__", repr(func))
     try:
         hints = typing.get_type_hints(func)
@@ -171,18 +177,16 @@ def _response_model(func: Callable[..., Any]) -> type[BaseModel]:
 class CachedFunction:
     """The cache around one function; `wrapper` is what the decorator returns."""
 
-    def __init__(self, func: Callable[..., Any], options: _CacheOptions) -> None:
+    def __init__(self, func: Callable[..., Any], options: CacheOptions) -> None:
         if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
             raise TypeError("@instructor_cache cannot cache a generator; return a model instead")
-        if not callable(func):
-            raise TypeError(f"@instructor_cache needs a function, not {func!r}")
         self.func = func
-        self.response_model = _response_model(func)
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.response_model = response_model_of(func)
         self.envelope_type = envelope_type(self.response_model)
         self.options = options
         schema_fp, json_schema = schema_fingerprint(self.response_model)
         parameters = inspect.signature(func).parameters
-        model_argument = options.model_argument if options.model_argument in parameters else None
         self.info = FunctionInfo(
             name=f"{func.__module__}:{func.__qualname__}",
             namespace=options.namespace,
@@ -194,7 +198,9 @@ class CachedFunction:
             backend_label=options.backend.label if options.backend else "",
             ttl=options.ttl,
             has_key_function=options.key_function is not None,
-            model_argument=model_argument,
+            model_argument=options.model_argument if options.model_argument in parameters else None,
+            response_model=self.response_model,
+            parameter_names=tuple(parameters),
         )
         self.keys = KeyBuilder(
             func=func,
@@ -205,153 +211,194 @@ class CachedFunction:
             schema_fingerprint=schema_fp,
             key_function=options.key_function,
         )
+        self._read_hit = hit_reader(self.response_model)
         self._down_until = 0.0
         self._down_error = ""
         self._flight = SingleFlight()
         self._async_flight = AsyncSingleFlight()
-        self.wrapper = self._make_async_wrapper() if inspect.iscoroutinefunction(func) else (
-            self._make_sync_wrapper()
-        )
+        self.wrapper = self._async_wrapper() if self.is_async else self._sync_wrapper()
         self.wrapper.cache = self  # type: ignore[attr-defined]
         register(self)
 
-    # -- backend and fault handling -------------------------------------------------
+    # -- the hit path: keep it lean, it runs millions of times ----------------------
 
-    def backend(self) -> CacheBackend:
-        return self.options.backend or _defaults_module.default_backend()
-
-    def ttl(self) -> float | None:
-        return self.options.ttl if self.options.ttl is not None else _defaults_module.current().ttl
-
-    def _backend_failed(self, exc: BaseException, now: float) -> tuple[str, str]:
-        error = describe_error(exc)
-        if isinstance(exc, CorruptValue):
-            return MissReason.CORRUPT, error
-        # Skip the backend for a moment: a dead Redis must not cost a timeout per call.
-        self._down_until = now + _defaults_module.current().retry_after
-        self._down_error = error
-        logger.warning("cache backend failed for %s, calling through: %s", self.info.name, error)
-        return MissReason.BACKEND_ERROR, error
-
-    def _decode(self, raw: str | bytes) -> Envelope[Any]:
-        envelope = self.envelope_type.model_validate_json(raw)
-        if envelope.schema_fingerprint != self.info.schema_fingerprint:
-            raise CorruptValue("the stored value was written for another schema")
-        return envelope
-
-    def _record(self, event: CallEvent) -> None:
-        captured = _captured.get()
-        if captured is not None:
-            captured.append(event)
+    def _lookup(self, raw: str | bytes | None, key: str) -> tuple[Any, str | None, str | None]:
+        """(output, miss reason, error) for what the backend returned."""
+        if raw is None:
+            return None, None, None
         try:
-            recorder_slot.recorder.record(event)
-        except Exception:  # recording is best effort; the caller's result is not
-            logger.exception("could not record a call of %s", self.info.name)
+            view = self._read_hit(raw)
+            if view["schema_fingerprint"] != self.info.schema_fingerprint:
+                raise CorruptValue("the stored value was written for another schema")
+        except Exception as exc:
+            return (None, *self._corrupt(exc, key))
+        return view["output"], None, None
 
-    # -- the sync path --------------------------------------------------------------
+    def _corrupt(self, exc: BaseException, key: str) -> tuple[str, str]:
+        logger.warning("corrupt cache value for %s (%s); recomputing", self.info.name, key)
+        return MissReason.CORRUPT, describe_error(exc)
 
-    def _make_sync_wrapper(self) -> Callable[..., Any]:
+    def _sync_wrapper(self) -> Callable[..., Any]:
+        # Everything the hit path touches is a local of this closure: attribute
+        # and global lookups are a measurable share of a ~5 µs hit.
         build_key = self.keys.build
-        decode = self._decode
         info = self.info
-        record = self._record
+        schema_fp = info.schema_fingerprint
+        fixed_backend = self.options.backend
+        state = _defaults.state
+        bypassed = _bypass.get
+        captured = _captured.get
+        read_hit = self._read_hit
+        slot = recorder_slot
 
         @functools.wraps(self.func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             started = perf_counter()
             key, arguments = build_key(args, kwargs)
-            if not _defaults_module.current().enabled or _bypass.get():
-                return self._call_uncached(args, kwargs, key, arguments, started, Outcome.BYPASS)[0]
+            if not state.enabled or bypassed():
+                return self._call_uncached(args, kwargs, key, arguments, started, Outcome.BYPASS)
             reason = error = None
-            if started >= self._down_until:
-                try:
-                    raw = self.backend().get(key)
-                    envelope = decode(raw) if raw is not None else None
-                except Exception as exc:
-                    reason, error = self._backend_failed(exc, started)
-                else:
-                    if envelope is not None:
-                        record(CallEvent(Outcome.HIT, info, key, arguments, started,
-                                         perf_counter() - started, envelope))
-                        return envelope.output
-            else:
+            if started < self._down_until:
                 reason, error = MissReason.BACKEND_ERROR, self._down_error
-            return self._miss(args, kwargs, key, arguments, started, reason, error)
+            else:
+                try:
+                    raw = (fixed_backend or state.backend or state.resolve_backend()).get(key)
+                except Exception as exc:
+                    raw = None
+                    reason, error = self._backend_failed(exc, started)
+                if raw is not None:
+                    try:
+                        view = read_hit(raw)
+                        if view["schema_fingerprint"] != schema_fp:
+                            raise CorruptValue("the stored value was written for another schema")
+                    except Exception as exc:
+                        reason, error = self._corrupt(exc, key)
+                    else:
+                        hit = (info, key, started, perf_counter() - started)
+                        sink = captured()
+                        if sink is not None:
+                            sink.append(hit)
+                        try:
+                            slot.record(hit)
+                        except Exception:  # recording is best effort
+                            logger.exception("could not record a call of %s", info.name)
+                        return view["output"]
+            return self._miss((args, kwargs), key, arguments, started, reason, error)
 
         return wrapper
 
-    def _miss(
-        self,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        key: str,
-        arguments: bytes,
-        started: float,
-        reason: str | None,
-        error: str | None,
-    ) -> Any:
-        def compute() -> tuple[Any, Envelope[Any] | None]:
-            return self._call_and_store(args, kwargs, key, arguments, started, reason, error)
+    def _async_wrapper(self) -> Callable[..., Any]:
+        build_key = self.keys.build
+        info = self.info
+        fixed_backend = self.options.backend
+        state = _defaults.state
+        bypassed = _bypass.get
+        lookup = self._lookup
 
-        (result, envelope), shared = self._flight.run(key, compute)
+        @functools.wraps(self.func)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = perf_counter()
+            key, arguments = build_key(args, kwargs)
+            if not state.enabled or bypassed():
+                return await self._acall_uncached(
+                    args, kwargs, key, arguments, started, Outcome.BYPASS
+                )
+            if started < self._down_until:
+                reason, error = MissReason.BACKEND_ERROR, self._down_error
+            else:
+                try:
+                    backend = fixed_backend or state.backend or state.resolve_backend()
+                    raw = await backend.aget(key)
+                except Exception as exc:
+                    reason, error = self._backend_failed(exc, started)
+                else:
+                    output, reason, error = lookup(raw, key)
+                    if output is not None:
+                        self._record((info, key, started, perf_counter() - started))
+                        return output
+            return await self._amiss((args, kwargs), key, arguments, started, reason, error)
+
+        return wrapper
+
+    # -- misses ---------------------------------------------------------------------
+
+    def _miss(
+        self, call: Arguments, key: str, arguments: bytes, started: float,
+        reason: str | None, error: str | None,
+    ) -> Any:
+        def compute() -> Any:
+            result = self._run(call, key, arguments, started, reason)
+            envelope = self._envelope_for(result, started)
+            stored, set_reason, set_error = False, None, None
+            if envelope is not None and self._backend_usable():
+                try:
+                    self.backend().set(key, envelope.model_dump_json(), self.ttl())
+                    stored = True
+                except Exception as exc:
+                    set_reason, set_error = self._backend_failed(exc, perf_counter())
+            self._record_miss(key, arguments, started, envelope, stored,
+                              reason or set_reason, error or set_error)
+            return result
+
+        result, shared = self._flight.run(key, compute)
         if shared:
-            self._record(CallEvent(Outcome.HIT, self.info, key, arguments, started,
-                                   perf_counter() - started, envelope))
+            self._record_shared(key, started)
         return result
 
-    def _call_and_store(
-        self,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        key: str,
-        arguments: bytes,
-        started: float,
-        reason: str | None,
-        error: str | None,
-    ) -> tuple[Any, Envelope[Any] | None]:
-        result, envelope = self._call_uncached(
-            args, kwargs, key, arguments, started, Outcome.MISS, reason, error, record=False
-        )
-        stored = False
-        ttl = self.ttl()
-        if envelope is not None and perf_counter() >= self._down_until:
-            try:
-                self.backend().set(key, envelope.model_dump_json(), ttl)
-                stored = True
-            except Exception as exc:
-                set_reason, set_error = self._backend_failed(exc, perf_counter())
-                reason, error = reason or set_reason, error or set_error
-        self._record(CallEvent(Outcome.MISS, self.info, key, arguments, started,
-                               perf_counter() - started, envelope, stored, reason, error, ttl))
-        return result, envelope
+    async def _amiss(
+        self, call: Arguments, key: str, arguments: bytes, started: float,
+        reason: str | None, error: str | None,
+    ) -> Any:
+        async def compute() -> Any:
+            result = await self._arun(call, key, arguments, started, reason)
+            envelope = self._envelope_for(result, started)
+            stored, set_reason, set_error = False, None, None
+            if envelope is not None and self._backend_usable():
+                try:
+                    await self.backend().aset(key, envelope.model_dump_json(), self.ttl())
+                    stored = True
+                except Exception as exc:
+                    set_reason, set_error = self._backend_failed(exc, perf_counter())
+            self._record_miss(key, arguments, started, envelope, stored,
+                              reason or set_reason, error or set_error)
+            return result
 
-    def _call_uncached(
-        self,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        key: str,
-        arguments: bytes,
-        started: float,
-        outcome: str,
-        reason: str | None = None,
-        error: str | None = None,
-        *,
-        record: bool = True,
-    ) -> tuple[Any, Envelope[Any] | None]:
+        result, shared = await self._async_flight.run(key, compute)
+        if shared:
+            self._record_shared(key, started)
+        return result
+
+    def _run(self, call: Arguments, key: str, arguments: bytes, started: float,
+             reason: str | None) -> Any:
         try:
-            result = self.func(*args, **kwargs)
+            return self.func(*call[0], **call[1])
         except Exception as exc:
-            self._record(CallEvent(Outcome.ERROR, self.info, key, arguments, started,
-                                   perf_counter() - started, None, False, reason,
-                                   describe_error(exc)))
+            self._record_error(key, arguments, started, reason, exc)
             raise
-        envelope = self._envelope_for(result, perf_counter() - started)
-        if record:
-            self._record(CallEvent(outcome, self.info, key, arguments, started,
-                                   perf_counter() - started, envelope, False, reason, error))
-        return result, envelope
 
-    def _envelope_for(self, result: Any, latency: float) -> Envelope[Any] | None:
+    async def _arun(self, call: Arguments, key: str, arguments: bytes, started: float,
+                    reason: str | None) -> Any:
+        try:
+            return await self.func(*call[0], **call[1])
+        except Exception as exc:
+            self._record_error(key, arguments, started, reason, exc)
+            raise
+
+    def _call_uncached(self, args: tuple[Any, ...], kwargs: dict[str, Any], key: str,
+                       arguments: bytes, started: float, outcome: str) -> Any:
+        result = self._run((args, kwargs), key, arguments, started, None)
+        self._record(CallEvent(outcome, self.info, key, arguments, started,
+                               perf_counter() - started, self._envelope_for(result, started)))
+        return result
+
+    async def _acall_uncached(self, args: tuple[Any, ...], kwargs: dict[str, Any], key: str,
+                              arguments: bytes, started: float, outcome: str) -> Any:
+        result = await self._arun((args, kwargs), key, arguments, started, None)
+        self._record(CallEvent(outcome, self.info, key, arguments, started,
+                               perf_counter() - started, self._envelope_for(result, started)))
+        return result
+
+    def _envelope_for(self, result: Any, started: float) -> Envelope[Any] | None:
         if not isinstance(result, self.response_model):
             logger.warning(
                 "%s returned %s instead of %s; not cached",
@@ -365,106 +412,58 @@ class CachedFunction:
             llm_provider=completion.provider,
             llm_model=completion.model,
             usage=completion.usage,
-            latency_ms=latency * 1000,
+            latency_ms=(perf_counter() - started) * 1000,
             created_at=time(),
         )
 
-    # -- the async path -------------------------------------------------------------
+    # -- backend and fault handling -------------------------------------------------
 
-    def _make_async_wrapper(self) -> Callable[..., Any]:
-        build_key = self.keys.build
-        decode = self._decode
-        info = self.info
-        record = self._record
+    def backend(self) -> CacheBackend:
+        return self.options.backend or _defaults.default_backend()
 
-        @functools.wraps(self.func)
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            started = perf_counter()
-            key, arguments = build_key(args, kwargs)
-            if not _defaults_module.current().enabled or _bypass.get():
-                result, _ = await self._acall_uncached(
-                    args, kwargs, key, arguments, started, Outcome.BYPASS
-                )
-                return result
-            reason = error = None
-            if started >= self._down_until:
-                try:
-                    raw = await self.backend().aget(key)
-                    envelope = decode(raw) if raw is not None else None
-                except Exception as exc:
-                    reason, error = self._backend_failed(exc, started)
-                else:
-                    if envelope is not None:
-                        record(CallEvent(Outcome.HIT, info, key, arguments, started,
-                                         perf_counter() - started, envelope))
-                        return envelope.output
-            else:
-                reason, error = MissReason.BACKEND_ERROR, self._down_error
+    def ttl(self) -> float | None:
+        return self.options.ttl if self.options.ttl is not None else _defaults.state.ttl
 
-            async def compute() -> tuple[Any, Envelope[Any] | None]:
-                return await self._acall_and_store(
-                    args, kwargs, key, arguments, started, reason, error
-                )
+    def _backend_usable(self) -> bool:
+        return perf_counter() >= self._down_until
 
-            (result, envelope), shared = await self._async_flight.run(key, compute)
-            if shared:
-                record(CallEvent(Outcome.HIT, info, key, arguments, started,
-                                 perf_counter() - started, envelope))
-            return result
+    def _backend_failed(self, exc: BaseException, now: float) -> tuple[str, str]:
+        error = describe_error(exc)
+        if isinstance(exc, CorruptValue):
+            return MissReason.CORRUPT, error
+        # Skip the backend for a moment: a dead Redis must not cost a timeout per call.
+        self._down_until = now + _defaults.state.retry_after
+        self._down_error = error
+        logger.warning("cache backend failed for %s, calling through: %s", self.info.name, error)
+        return MissReason.BACKEND_ERROR, error
 
-        return wrapper
+    # -- recording ------------------------------------------------------------------
 
-    async def _acall_and_store(
-        self,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        key: str,
-        arguments: bytes,
-        started: float,
-        reason: str | None,
-        error: str | None,
-    ) -> tuple[Any, Envelope[Any] | None]:
-        result, envelope = await self._acall_uncached(
-            args, kwargs, key, arguments, started, Outcome.MISS, reason, error, record=False
-        )
-        stored = False
-        ttl = self.ttl()
-        if envelope is not None and perf_counter() >= self._down_until:
-            try:
-                await self.backend().aset(key, envelope.model_dump_json(), ttl)
-                stored = True
-            except Exception as exc:
-                set_reason, set_error = self._backend_failed(exc, perf_counter())
-                reason, error = reason or set_reason, error or set_error
-        self._record(CallEvent(Outcome.MISS, self.info, key, arguments, started,
-                               perf_counter() - started, envelope, stored, reason, error, ttl))
-        return result, envelope
-
-    async def _acall_uncached(
-        self,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        key: str,
-        arguments: bytes,
-        started: float,
-        outcome: str,
-        reason: str | None = None,
-        error: str | None = None,
-        *,
-        record: bool = True,
-    ) -> tuple[Any, Envelope[Any] | None]:
+    def _record(self, event: Record) -> None:
+        captured = _captured.get()
+        if captured is not None:
+            captured.append(event)
         try:
-            result = await self.func(*args, **kwargs)
-        except Exception as exc:
-            self._record(CallEvent(Outcome.ERROR, self.info, key, arguments, started,
-                                   perf_counter() - started, None, False, reason,
-                                   describe_error(exc)))
-            raise
-        envelope = self._envelope_for(result, perf_counter() - started)
-        if record:
-            self._record(CallEvent(outcome, self.info, key, arguments, started,
-                                   perf_counter() - started, envelope, False, reason, error))
-        return result, envelope
+            recorder_slot.record(event)
+        except Exception:  # recording is best effort; the caller's result is not
+            logger.exception("could not record a call of %s", self.info.name)
+
+    def _record_miss(self, key: str, arguments: bytes, started: float,
+                     envelope: Envelope[Any] | None, stored: bool, reason: str | None,
+                     error: str | None) -> None:
+        self._record(CallEvent(Outcome.MISS, self.info, key, arguments, started,
+                               perf_counter() - started, envelope, stored, reason, error,
+                               self.ttl()))
+
+    def _record_shared(self, key: str, started: float) -> None:
+        # Another caller computed this value while we waited: served without an LLM call.
+        self._record((self.info, key, started, perf_counter() - started))
+
+    def _record_error(self, key: str, arguments: bytes, started: float, reason: str | None,
+                      exc: BaseException) -> None:
+        self._record(CallEvent(Outcome.ERROR, self.info, key, arguments, started,
+                               perf_counter() - started, None, False, reason,
+                               describe_error(exc)))
 
     # -- tools for the dashboard and scripts ----------------------------------------
 
@@ -472,14 +471,14 @@ class CachedFunction:
         """The key a call with these arguments reads and writes."""
         return self.keys.build(args, kwargs)[0]
 
-    def replay(self, *args: Any, **kwargs: Any) -> tuple[Any, Envelope[Any] | None]:
+    def replay(self, *args: Any, **kwargs: Any) -> Any:
         """Call the function for real, store nothing, record a "replay"."""
-        if inspect.iscoroutinefunction(self.func):
-            raise TypeError(f"{self.info.name} is async; use areplay()")
+        if self.is_async:
+            raise TypeError(f"{self.info.name} is async; await areplay() instead")
         key, arguments = self.keys.build(args, kwargs)
         return self._call_uncached(args, kwargs, key, arguments, perf_counter(), Outcome.REPLAY)
 
-    async def areplay(self, *args: Any, **kwargs: Any) -> tuple[Any, Envelope[Any] | None]:
+    async def areplay(self, *args: Any, **kwargs: Any) -> Any:
         key, arguments = self.keys.build(args, kwargs)
         return await self._acall_uncached(
             args, kwargs, key, arguments, perf_counter(), Outcome.REPLAY

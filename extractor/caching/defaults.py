@@ -2,38 +2,60 @@
 
 Django's app config sets them from settings; a script without Django gets
 EXTRACTOR_CACHE_URL from the environment, or a diskcache under ./.data/cache.
+The hit path reads these attributes directly, so they live on one object.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+import threading
 
 from extractor.caching.backends import CacheBackend, shared_backend
 
 
-@dataclass(frozen=True)
 class CacheDefaults:
-    url: str
-    ttl: float | None = None
-    enabled: bool = True
-    # After a backend failure, skip it for this long instead of paying a timeout per call.
-    retry_after: float = 2.0
+    def __init__(self) -> None:
+        self.url = os.environ.get("EXTRACTOR_CACHE_URL", "disk://.data/cache")
+        self.ttl: float | None = None
+        self.enabled = True
+        # After a backend failure, skip it this long instead of paying a timeout per call.
+        self.retry_after = 2.0
+        self.backend: CacheBackend | None = None  # resolved from url on first use
+        self._lock = threading.Lock()
+
+    def resolve_backend(self) -> CacheBackend:
+        with self._lock:
+            if self.backend is None:
+                self.backend = shared_backend(self.url)
+            return self.backend
 
 
-_defaults = CacheDefaults(url=os.environ.get("EXTRACTOR_CACHE_URL", "disk://.data/cache"))
+state = CacheDefaults()
 
 
-def configure(**changes: object) -> CacheDefaults:
-    """Change the defaults (url, ttl, enabled, retry_after); return the new ones."""
-    global _defaults
-    _defaults = replace(_defaults, **changes)  # type: ignore[arg-type]
-    return _defaults
+def configure(
+    *,
+    url: str | None = None,
+    ttl: float | None | object = ...,
+    enabled: bool | None = None,
+    retry_after: float | None = None,
+) -> CacheDefaults:
+    """Change the process defaults; arguments left out keep their value."""
+    if url is not None and url != state.url:
+        state.url = url
+        state.backend = None
+    if ttl is not ...:
+        state.ttl = ttl  # type: ignore[assignment]
+    if enabled is not None:
+        state.enabled = enabled
+    if retry_after is not None:
+        state.retry_after = retry_after
+    return state
 
 
 def current() -> CacheDefaults:
-    return _defaults
+    return state
 
 
 def default_backend() -> CacheBackend:
-    return shared_backend(_defaults.url)
+    return state.backend or state.resolve_backend()

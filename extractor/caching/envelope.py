@@ -1,15 +1,18 @@
 """The JSON envelope every cached value is stored in (never pickle).
 
-One `model_validate_json` call parses the envelope and validates the output
-against the response model in Rust, which keeps a hit cheap.
+A write stores the whole envelope. A hit reads it through a narrower view that
+validates only the schema fingerprint and the output, in one Rust-side pass;
+the rest (usage, model, timing) is read later by the recorder if needed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+from typing_extensions import TypedDict
 
 ENVELOPE_FORMAT = 1
 
@@ -44,3 +47,13 @@ class Envelope(BaseModel, Generic[OutputT]):
 def envelope_type(response_model: type[BaseModel]) -> type[Envelope[Any]]:
     """The envelope class whose `output` is validated as `response_model`."""
     return Envelope[response_model]  # type: ignore[valid-type]
+
+
+@cache
+def hit_reader(response_model: type[BaseModel]) -> Callable[[str | bytes], dict[str, Any]]:
+    """Parses a stored envelope into {"schema_fingerprint", "output"} and nothing more."""
+    view = TypedDict(  # type: ignore[misc]
+        f"{response_model.__name__}Hit",
+        {"schema_fingerprint": str, "output": response_model},
+    )
+    return TypeAdapter(view).validate_json  # type: ignore[no-any-return]

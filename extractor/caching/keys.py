@@ -116,45 +116,55 @@ _MISSING = object()
 
 
 class ArgumentBinder:
-    """Maps (args, kwargs) to one dict per call, defaults filled in.
+    """Maps (args, kwargs) to the argument values in parameter order, defaults filled.
 
-    f(a, b=1), f(a, 1) and f(b=1, a=a) give the same dict. The common signature
-    (no *args, **kwargs or positional-only parameters) takes a path that is a
-    few times faster than inspect.Signature.bind.
+    f(a, b=1), f(a, 1) and f(b=1, a=a) all give (a, 1). A call that passes
+    every parameter positionally, the common case, costs one length check.
     """
 
     def __init__(self, func: Callable[..., Any]) -> None:
         self._signature = inspect.signature(func)
         params = list(self._signature.parameters.values())
+        self.names = tuple(p.name for p in params)
+        self._count = len(params)
+        self._positional_count = sum(
+            p.kind == inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params
+        )
         simple_kinds = {inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY}
         self._simple = all(p.kind in simple_kinds for p in params)
-        self._positional = tuple(
-            p.name for p in params if p.kind == inspect.Parameter.POSITIONAL_OR_KEYWORD
+        self._defaults = tuple(p.default for p in params)
+        # A call passing exactly this many positional arguments needs no binding
+        # (-1 when the signature has *args, **kwargs or keyword-only parameters).
+        self.all_positional_count = (
+            self._count if self._positional_count == self._count else -1
         )
-        self._names = frozenset(p.name for p in params)
-        self._defaults = {p.name: p.default for p in params if p.default is not p.empty}
-        self._count = len(params)
 
-    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        if self._simple and len(args) <= len(self._positional):
-            bound = dict(zip(self._positional, args, strict=False))
-            if kwargs:
-                if not kwargs.keys() <= self._names or not bound.keys().isdisjoint(kwargs):
-                    return self._slow_bind(args, kwargs)
-                bound.update(kwargs)
-            if len(bound) < self._count:
-                for name, default in self._defaults.items():
-                    bound.setdefault(name, default)
-                if len(bound) < self._count:
-                    return self._slow_bind(args, kwargs)
-            return bound
-        return self._slow_bind(args, kwargs)
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        if not kwargs and len(args) == self._positional_count == self._count:
+            return args
+        if not self._simple or len(args) > self._positional_count:
+            return self._general_bind(args, kwargs)
+        values = list(args)
+        unused = len(kwargs)
+        for index in range(len(args), self._count):
+            name = self.names[index]
+            if name in kwargs:
+                values.append(kwargs[name])
+                unused -= 1
+            elif self._defaults[index] is not inspect.Parameter.empty:
+                values.append(self._defaults[index])
+            else:
+                return self._general_bind(args, kwargs)  # raises: missing argument
+        if unused:
+            return self._general_bind(args, kwargs)  # raises: unknown or repeated keyword
+        return tuple(values)
 
-    def _slow_bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _general_bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
         # Raises the same TypeError the function itself would for a wrong call.
         bound = self._signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        return dict(bound.arguments)
+        # One value per parameter, in order: *args as a list, **kwargs as a dict.
+        return tuple(bound.arguments.values())
 
 
 class KeyBuilder:
@@ -186,20 +196,41 @@ class KeyBuilder:
         )
         self._prefix = hashlib.sha256(static + b"\n")
 
-    def build(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, bytes]:
-        """Return (key, canonical JSON of the arguments)."""
-        if self._key_function is not None:
-            arguments: Any = self._key_function(*args, **kwargs)
-            self._binder.bind(args, kwargs)  # still reject a call the function would reject
-        else:
-            arguments = self._binder.bind(args, kwargs)
-        try:
-            encoded = canonical_json(arguments)
-        except TypeError as exc:
-            raise self._encoding_error(arguments) from exc
-        digest = self._prefix.copy()
-        digest.update(encoded)
-        return digest.hexdigest(), encoded
+        self.build = self._make_build()
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return self._binder.names
+
+    def _make_build(self) -> Callable[[tuple[Any, ...], dict[str, Any]], tuple[str, bytes]]:
+        """build(args, kwargs) -> (key, canonical JSON of the argument values in order).
+
+        A closure over local names: this runs on every hit.
+        """
+        bind = self._binder.bind
+        positional_only_call = self._binder.all_positional_count
+        copy_prefix = self._prefix.copy
+        dumps, default, option = orjson.dumps, _encode_extra, _ORJSON_OPTIONS
+        encoding_error = self._encoding_error
+        key_function = self._key_function
+
+        def build(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, bytes]:
+            if key_function is not None:
+                bind(args, kwargs)  # still reject a call the function would reject
+                arguments: Any = key_function(*args, **kwargs)
+            elif not kwargs and len(args) == positional_only_call:
+                arguments = args
+            else:
+                arguments = bind(args, kwargs)
+            try:
+                encoded = dumps(arguments, default=default, option=option)
+            except TypeError as exc:
+                raise encoding_error(arguments) from exc
+            digest = copy_prefix()
+            digest.update(encoded)
+            return digest.hexdigest(), encoded
+
+        return build
 
     def _encoding_error(self, arguments: Any) -> ArgumentEncodingError:
         if self._key_function is not None:
@@ -208,7 +239,7 @@ class KeyBuilder:
                 f"{type(arguments).__qualname__} that has no canonical JSON form; "
                 "return str, numbers, lists, dicts or Pydantic models."
             )
-        for name, value in arguments.items():
+        for name, value in zip(self._binder.names, arguments, strict=False):
             try:
                 canonical_json(value)
             except TypeError:

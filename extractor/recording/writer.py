@@ -1,49 +1,51 @@
-"""Turns a batch of call events into rows: schema versions, entries, calls.
+"""Turns a batch of call records into rows: schema versions, entries, calls.
 
 Misses are few (each one paid for an LLM call) and get per-event work: the
 miss explanation and a new entry row. Hits are many and are written in bulk:
-one INSERT for their call rows and one UPDATE per key for hit counts.
+multi-row INSERTs for their call rows and one executemany for hit counts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db.models import Max
 
-from extractor.caching.defaults import current as current_defaults
-from extractor.caching.envelope import Envelope
-from extractor.caching.events import CallEvent, FunctionInfo, Outcome, wall_time
-from extractor.models import Call, CachedFunction, Entry, SchemaVersion
+from extractor.caching import registry
+from extractor.caching.defaults import default_backend
+from extractor.caching.envelope import Envelope, Usage, envelope_type
+from extractor.caching.events import CallEvent, FunctionInfo, HitRecord, Outcome, Record, wall_time
+from extractor.models import CachedFunction, Entry, SchemaVersion
+from extractor.recording.inserts import CallRow, add_hits, insert_calls, timestamp_adapter
 from extractor.recording.previews import input_fingerprint, input_preview, model_of
 from extractor.recording.reasons import MissContext, explain_miss
 
-_UTC = dt.UTC
+logger = logging.getLogger("extractor.recording")
 
 
-def write_events(events: list[CallEvent]) -> None:
-    if not events:
+def write_events(records: list[Record]) -> None:
+    if not records:
         return
+    hits: list[HitRecord] = []
+    computed: list[CallEvent] = []
+    for record in records:
+        if type(record) is tuple:
+            hits.append(record)
+        else:
+            computed.append(record)  # type: ignore[arg-type]
     with transaction.atomic():
-        versions = {
-            info.schema_fingerprint: schema_version_for(info)
-            for info in _distinct_infos(events)
-        }
-        _touch_functions(events, versions)
-        calls: list[Call] = []
-        hits: list[CallEvent] = []
-        for event in events:
-            if event.outcome == Outcome.HIT:
-                hits.append(event)
-            else:
-                calls.append(_call_for_computed(event, versions[event.info.schema_fingerprint]))
-        calls.extend(_calls_for_hits(hits, versions))
-        Call.objects.bulk_create(calls, batch_size=500)
+        infos = _latest_sighting(hits, computed)
+        versions = {info.schema_fingerprint: schema_version_for(info) for info in infos}
+        _touch_functions(infos, versions)
+        rows = [_row_for_computed(event, versions[event.info.schema_fingerprint])
+                for event in computed]
+        rows.extend(_rows_for_hits(hits, versions))
+        insert_calls(rows)
 
 
 def schema_version_for(info: FunctionInfo) -> SchemaVersion:
@@ -75,16 +77,26 @@ def schema_version_for(info: FunctionInfo) -> SchemaVersion:
     raise IntegrityError(f"could not number a new version of {info.schema_name}")
 
 
-def _distinct_infos(events: Iterable[CallEvent]) -> list[FunctionInfo]:
-    return list({id(event.info): event.info for event in events}.values())
+def _latest_sighting(
+    hits: list[HitRecord], computed: list[CallEvent]
+) -> dict[FunctionInfo, float]:
+    """Each function seen in the batch, with when it was last called."""
+    seen: dict[FunctionInfo, float] = {}
+    for info, _key, started, _latency in hits:
+        seen[info] = max(started, seen.get(info, started))
+    for event in computed:
+        seen[event.info] = max(event.started, seen.get(event.info, event.started))
+    return seen
 
 
-def _touch_functions(events: list[CallEvent], versions: dict[str, SchemaVersion]) -> None:
-    latest: dict[str, CallEvent] = {}
-    for event in events:
-        latest[event.info.name] = event
-    for name, event in latest.items():
-        info = event.info
+def _touch_functions(infos: dict[FunctionInfo, float], versions: dict[str, SchemaVersion]) -> None:
+    # Several FunctionInfo objects can share a name (a module reloaded after an
+    # edit); the most recently called one is the function's current state.
+    latest: dict[str, tuple[FunctionInfo, float]] = {}
+    for info, started in infos.items():
+        if info.name not in latest or started >= latest[info.name][1]:
+            latest[info.name] = (info, started)
+    for name, (info, started) in latest.items():
         CachedFunction.objects.update_or_create(
             name=name,
             defaults={
@@ -92,28 +104,26 @@ def _touch_functions(events: list[CallEvent], versions: dict[str, SchemaVersion]
                 "version": info.version,
                 "schema_version": versions[info.schema_fingerprint],
                 "backend": info.backend_label or _default_backend_label(),
-                "last_seen_at": _at(event),
+                "last_seen_at": _datetime(started),
             },
         )
 
 
 def _default_backend_label() -> str:
-    from extractor.caching.defaults import default_backend
-
     try:
         return default_backend().label
     except Exception:
-        return current_defaults().url
+        return ""
 
 
-def _at(event: CallEvent) -> dt.datetime:
-    return dt.datetime.fromtimestamp(wall_time(event.started), tz=_UTC)
+def _datetime(started: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(wall_time(started), tz=dt.UTC)
 
 
-def _call_for_computed(event: CallEvent, version: SchemaVersion) -> Call:
+def _row_for_computed(event: CallEvent, version: SchemaVersion) -> CallRow:
     """A miss, error, bypass or replay: the function really ran."""
-    arguments = orjson.loads(event.arguments_json)
     info = event.info
+    arguments = info.arguments_of(event.arguments_json)
     envelope = event.envelope
     fingerprint = input_fingerprint(
         namespace=info.namespace,
@@ -121,7 +131,8 @@ def _call_for_computed(event: CallEvent, version: SchemaVersion) -> Call:
         arguments=arguments,
         model_argument=info.model_argument,
     )
-    reason, detail = event.miss_reason or "", event.error if event.miss_reason else ""
+    reason, detail = event.miss_reason or "", (event.error or "") if event.miss_reason else ""
+    model = model_of(arguments, info.model_argument, envelope.llm_model if envelope else "")
     if event.outcome == Outcome.MISS and not event.miss_reason:
         reason, detail = explain_miss(
             MissContext(
@@ -132,9 +143,9 @@ def _call_for_computed(event: CallEvent, version: SchemaVersion) -> Call:
                 schema_version=version,
                 code_fingerprint=info.code_fingerprint,
                 version=info.version,
-                model=model_of(arguments, info.model_argument, _model(envelope)),
+                model=model,
                 model_argument=info.model_argument,
-                at=_at(event),
+                at=_datetime(event.started),
             )
         )
     entry = None
@@ -142,29 +153,25 @@ def _call_for_computed(event: CallEvent, version: SchemaVersion) -> Call:
         entry = _store_entry(event, version, arguments, fingerprint, envelope)
     elif event.outcome == Outcome.REPLAY:
         entry = Entry.objects.filter(key=event.key, status=Entry.Status.LIVE).first()
-    usage = envelope.usage if envelope is not None else None
-    return Call(
-        entry=entry,
-        key=event.key,
-        function=info.name,
-        schema_version=version,
-        outcome=event.outcome,
-        miss_reason=reason,
-        reason_detail=(detail or "")[:255],
-        latency_ms=event.latency * 1000,
-        llm_provider=envelope.llm_provider if envelope else "",
-        llm_model=_model(envelope) or model_of(arguments, info.model_argument, ""),
-        prompt_tokens=usage.prompt_tokens if usage else 0,
-        completion_tokens=usage.completion_tokens if usage else 0,
-        cached_prompt_tokens=usage.cached_prompt_tokens if usage else 0,
-        input_preview=input_preview(arguments),
-        error=event.error or "",
-        created_at=_at(event),
+    usage = envelope.usage if envelope is not None else Usage()
+    return (
+        entry.pk if entry else None,
+        event.key,
+        info.name,
+        version.pk,
+        event.outcome,
+        reason,
+        detail[:255],
+        event.latency * 1000,
+        envelope.llm_provider if envelope else "",
+        envelope.llm_model if envelope and envelope.llm_model else model,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.cached_prompt_tokens,
+        input_preview(arguments),
+        event.error or "",
+        timestamp_adapter()(wall_time(event.started)),
     )
-
-
-def _model(envelope: Envelope[Any] | None) -> str:
-    return envelope.llm_model if envelope is not None else ""
 
 
 def _store_entry(
@@ -174,33 +181,32 @@ def _store_entry(
     fingerprint: str,
     envelope: Envelope[Any],
 ) -> Entry:
-    created_at = _at(event)
     Entry.objects.filter(key=event.key, status=Entry.Status.LIVE).update(
-        status=Entry.Status.REPLACED, status_changed_at=created_at
+        status=Entry.Status.REPLACED, status_changed_at=_datetime(event.started)
     )
-    return Entry.objects.create(**_entry_fields(event, version, arguments, fingerprint, envelope))
+    return Entry.objects.create(
+        **_entry_fields(event.info, event.key, version, envelope, event.ttl),
+        arguments=arguments,
+        input_fingerprint=fingerprint,
+        input_preview=input_preview(arguments),
+    )
 
 
 def _entry_fields(
-    event: CallEvent,
+    info: FunctionInfo,
+    key: str,
     version: SchemaVersion,
-    arguments: Any,
-    fingerprint: str,
     envelope: Envelope[Any],
+    ttl: float | None,
 ) -> dict[str, Any]:
-    info = event.info
-    created_at = dt.datetime.fromtimestamp(envelope.created_at, tz=_UTC)
-    ttl = event.ttl
+    created_at = dt.datetime.fromtimestamp(envelope.created_at, tz=dt.UTC)
     return {
-        "key": event.key,
+        "key": key,
         "namespace": info.namespace,
         "function": info.name,
         "schema_version": version,
         "code_fingerprint": info.code_fingerprint,
         "version": info.version,
-        "input_fingerprint": fingerprint,
-        "arguments": arguments,
-        "input_preview": input_preview(arguments),
         "output": envelope.output.model_dump(mode="json"),
         "llm_provider": envelope.llm_provider,
         "llm_model": envelope.llm_model,
@@ -213,74 +219,90 @@ def _entry_fields(
     }
 
 
-def _calls_for_hits(hits: list[CallEvent], versions: dict[str, SchemaVersion]) -> list[Call]:
+def _rows_for_hits(hits: list[HitRecord], versions: dict[str, SchemaVersion]) -> list[CallRow]:
     if not hits:
         return []
-    by_key: dict[str, list[CallEvent]] = defaultdict(list)
-    for event in hits:
-        by_key[event.key].append(event)
+    by_key: dict[str, list[HitRecord]] = defaultdict(list)
+    for hit in hits:
+        by_key[hit[1]].append(hit)
     entries = _entries_by_key(by_key, versions)
-    calls: list[Call] = []
-    for key, events in by_key.items():
-        entry = entries[key]
-        last_hit = max(_at(event) for event in events)
-        Entry.objects.filter(pk=entry.pk).update(
-            hit_count=F("hit_count") + len(events), last_hit_at=last_hit
+    rows: list[CallRow] = []
+    db_time = timestamp_adapter()
+    counts: list[tuple[int, Any, int]] = []
+    for key, key_hits in by_key.items():
+        entry = entries.get(key)
+        last = max(started for _info, _key, started, _latency in key_hits)
+        if entry is not None:
+            counts.append((len(key_hits), db_time(wall_time(last)), entry.pk))
+        # Everything but the latency and time is the entry's: build that part once.
+        info = key_hits[0][0]
+        head = (
+            entry.pk if entry else None,
+            key,
+            info.name,
+            entry.schema_version_id if entry else versions[info.schema_fingerprint].pk,
+            Outcome.HIT,
+            "",
+            "",
         )
-        for event in events:
-            calls.append(
-                Call(
-                    entry_id=entry.pk,
-                    key=key,
-                    function=event.info.name,
-                    schema_version_id=entry.schema_version_id,
-                    outcome=Outcome.HIT,
-                    latency_ms=event.latency * 1000,
-                    llm_provider=entry.llm_provider,
-                    llm_model=entry.llm_model,
-                    input_preview=entry.input_preview,
-                    created_at=_at(event),
-                )
-            )
-    return calls
+        middle = (
+            entry.llm_provider if entry else "",
+            entry.llm_model if entry else "",
+            0,
+            0,
+            0,
+            entry.input_preview if entry else "",
+            "",
+        )
+        rows.extend(
+            (*head, latency * 1000, *middle, db_time(wall_time(started)))
+            for _info, _key, started, latency in key_hits
+        )
+    add_hits(counts)
+    return rows
 
 
 def _entries_by_key(
-    by_key: dict[str, list[CallEvent]], versions: dict[str, SchemaVersion]
+    by_key: dict[str, list[HitRecord]], versions: dict[str, SchemaVersion]
 ) -> dict[str, Entry]:
     found: dict[str, Entry] = {}
     keys = list(by_key)
     for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        rows = Entry.objects.filter(key__in=chunk).order_by("key", "-created_at", "-id")
-        for entry in rows.only(
+        rows = Entry.objects.filter(key__in=keys[start : start + 500]).only(
             "id", "key", "status", "schema_version_id", "llm_provider", "llm_model",
-            "input_preview",
-        ):
+            "input_preview", "created_at",
+        )
+        for entry in rows.order_by("key", "created_at", "id"):
             current = found.get(entry.key)
-            if current is None or (
-                entry.status == Entry.Status.LIVE and current.status != Entry.Status.LIVE
-            ):
+            # The live row if there is one, else the newest.
+            if current is None or current.status != Entry.Status.LIVE:
                 found[entry.key] = entry
-    for key, events in by_key.items():
+    for key, key_hits in by_key.items():
         if key not in found:
-            found[key] = _adopt(events[0], versions)
+            adopted = _adopt(key_hits[0][0], key, versions)
+            if adopted is not None:
+                found[key] = adopted
     return found
 
 
-def _adopt(event: CallEvent, versions: dict[str, SchemaVersion]) -> Entry:
-    """A hit on a value this database never saw stored (restored or shared backend)."""
-    assert event.envelope is not None
-    arguments = orjson.loads(event.arguments_json)
-    info = event.info
-    fingerprint = input_fingerprint(
-        namespace=info.namespace,
-        function=info.name,
-        arguments=arguments,
-        model_argument=info.model_argument,
-    )
+def _adopt(info: FunctionInfo, key: str, versions: dict[str, SchemaVersion]) -> Entry | None:
+    """An entry for a value this database never saw stored (a restored database,
+    or a backend shared with another deployment): read it back from the backend.
+    Its arguments are unknown: only the key was hashed from them."""
+    cached = registry.find(info.name)
+    if cached is None or info.response_model is None:
+        return None
+    try:
+        raw = cached.backend().get(key)
+        if raw is None:
+            return None
+        envelope = envelope_type(info.response_model).model_validate_json(raw)
+    except Exception:
+        logger.warning("could not read back %s for %s", key, info.name, exc_info=True)
+        return None
     return Entry.objects.create(
-        **_entry_fields(
-            event, versions[info.schema_fingerprint], arguments, fingerprint, event.envelope
-        )
+        **_entry_fields(info, key, versions[info.schema_fingerprint], envelope, None),
+        arguments=None,
+        input_fingerprint="",
+        input_preview="(arguments not recorded: first seen on a hit)",
     )

@@ -1,0 +1,43 @@
+# Every target sets up what it needs, so a fresh clone runs `make run` or `make test` directly.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HTMX_VERSION := 2.0.4
+
+.PHONY: run test lint typecheck bench setup browser clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## run: set everything up and serve the dashboard on http://127.0.0.1:8000 (SQLite + diskcache)
+run: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+## test: set everything up and run the whole test suite (needs redis-server and chromium)
+test: $(STAMP) browser
+	$(BIN)/python -m pytest
+
+## browser: Debian's Chromium for the Playwright tests
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy cachesite extractor
+
+## bench: time the hit path against the recipe and Instructor's own cache
+bench: $(STAMP)
+	$(BIN)/python benchmarks/hit_path.py
+
+clean:
+	rm -rf $(VENV) .data staticfiles
