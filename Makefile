@@ -3,7 +3,6 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-HTMX_VERSION := 2.0.4
 
 .PHONY: run test lint typecheck bench setup browser clean
 

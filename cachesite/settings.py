@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 import django_stubs_ext
 
-from cachesite.env import env_bool, env_float, env_int, env_list, env_str
+from cachesite.env import env_bool, env_float, env_int, env_json, env_list, env_str
 
 # Lets ModelAdmin[Model] and friends be subscripted at runtime, as mypy sees them.
 django_stubs_ext.monkeypatch()
@@ -105,16 +105,27 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Serve straight from the app's static folders: no collectstatic step to forget.
+WHITENOISE_USE_FINDERS = True
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_secrets": {"()": "extractor.llm.RedactSecretsFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_secrets"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "extractor": {"handlers": ["console"], "level": env_str("EXTRACTOR_LOG_LEVEL", "INFO")},
+        "extractor": {"level": env_str("EXTRACTOR_LOG_LEVEL", "INFO")},
     },
 }
 
@@ -143,3 +154,16 @@ EXTRACTOR_MODELS = env_list("EXTRACTOR_MODELS", ["gpt-4o-mini", "gpt-4o", "gpt-4
 EXTRACTOR_SCHEMAS = env_list("EXTRACTOR_SCHEMAS", [])
 # Longest text the extraction form accepts, in bytes (UTF-8).
 EXTRACTOR_MAX_TEXT_BYTES = env_int("EXTRACTOR_MAX_TEXT_BYTES", 100_000)
+# USD per million tokens (input, cached input, output) for the savings estimates.
+# EXTRACTOR_PRICES='{"my-model": [0.5, 0.25, 1.5]}' adds or overrides models.
+EXTRACTOR_PRICES = {
+    "gpt-4o-mini": (0.15, 0.075, 0.60),
+    "gpt-4o": (2.50, 1.25, 10.00),
+    "gpt-4.1-mini": (0.40, 0.10, 1.60),
+    "gpt-4.1": (2.00, 0.50, 8.00),
+    "claude-3-5-haiku-latest": (0.80, 0.08, 4.00),
+    "claude-sonnet-4-0": (3.00, 0.30, 15.00),
+    **env_json("EXTRACTOR_PRICES", {}),
+}
+# Larger bodies are refused by Django before the form sees them; leave room for the text.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, 4 * EXTRACTOR_MAX_TEXT_BYTES)

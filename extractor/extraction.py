@@ -46,3 +46,14 @@ def extractor_for(schema_name: str) -> Callable[..., Any]:
     extract_schema.__annotations__["return"] = schema
     extract_schema.__name__ = extract_schema.__qualname__ = f"extract_{schema.__name__}"
     return instructor_cache(extract_schema)
+
+
+def __getattr__(name: str) -> Callable[..., Any]:
+    # "extractor.extraction:extract_UserDetail" names an entry's function; this lets
+    # replay find it by import even before the form has used that schema.
+    if name.startswith("extract_"):
+        try:
+            return extractor_for(name.removeprefix("extract_"))
+        except LookupError:
+            pass
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

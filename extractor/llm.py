@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 
 import instructor
 import openai
+import tenacity
 from django.conf import settings
 from instructor.core.exceptions import InstructorRetryException
+from pydantic import ValidationError
 
 API_KEY_HELP = (
     "No LLM API key is configured. Set OPENAI_API_KEY in the environment "
@@ -41,16 +44,35 @@ def _client(
     )
 
 
+def root_cause(exc: BaseException) -> BaseException:
+    """The provider's own error under Instructor's and tenacity's retry wrappers."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, tenacity.RetryError) and exc.last_attempt.failed:
+            inner = exc.last_attempt.exception()
+            if inner is not None:
+                exc = inner
+                continue
+        if isinstance(exc, InstructorRetryException) and exc.__cause__ is not None:
+            exc = exc.__cause__
+            continue
+        break
+    return exc
+
+
 def describe_provider_error(exc: BaseException) -> str:
     """A sentence a person can act on; never includes the API key."""
-    if isinstance(exc, LLMNotConfigured):
-        return str(exc)
-    if isinstance(exc, InstructorRetryException):
+    cause = root_cause(exc)
+    if isinstance(cause, LLMNotConfigured):
+        return str(cause)
+    if isinstance(cause, (ValidationError, InstructorRetryException)):
         attempts = getattr(exc, "n_attempts", None) or "several"
         return (
             f"The model's answer still did not fit the schema after {attempts} attempts. "
             "Try a larger model, or clearer text."
         )
+    exc = cause
     if isinstance(exc, openai.AuthenticationError):
         return "The provider rejected the API key (401). Check OPENAI_API_KEY."
     if isinstance(exc, openai.PermissionDeniedError):
@@ -69,5 +91,18 @@ def describe_provider_error(exc: BaseException) -> str:
 
 
 def redact(text: str) -> str:
+    """`text` with the configured API key blanked out."""
     key = settings.OPENAI_API_KEY
-    return text.replace(key, "***") if key else text
+    return text.replace(key, "***") if key and len(key) >= 8 else text
+
+
+class RedactSecretsFilter(logging.Filter):
+    """Logging filter: libraries log provider errors verbatim; keys must not reach logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = settings.OPENAI_API_KEY if settings.configured else ""
+        if key and len(key) >= 8:
+            message = record.getMessage()
+            if key in message:
+                record.msg, record.args = message.replace(key, "***"), None
+        return True

@@ -211,3 +211,29 @@ class Call(models.Model):
 
     def __str__(self) -> str:
         return f"{self.outcome} {self.function}"
+
+
+class Replay(models.Model):
+    """An entry's call re-run against the LLM, bypassing the cache, kept for its diff."""
+
+    entry = models.ForeignKey(Entry, on_delete=models.CASCADE, related_name="replays")
+    output = models.JSONField()
+    llm_model = models.CharField(max_length=100, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.FloatField(default=0)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    # Set when the user chose the fresh output over the cached one.
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    replacement = models.ForeignKey(
+        Entry, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"replay of entry {self.entry_id}"

@@ -1,9 +1,21 @@
 from django.urls import path
 
-from extractor.views import overview
+from extractor.views import calls, entries, entry_detail, extract, invalidate, overview, replay, schemas
 
 app_name = "extractor"
 
 urlpatterns = [
     path("", overview.overview, name="overview"),
+    path("extract/", extract.extract, name="extract"),
+    path("entries/", entries.entry_list, name="entries"),
+    path("entries/<int:pk>/", entry_detail.entry_detail, name="entry"),
+    path("entries/<int:pk>/replay/", replay.replay_start, name="replay-start"),
+    path("replays/<int:pk>/", replay.replay_detail, name="replay"),
+    path("replays/<int:pk>/accept/", replay.replay_accept, name="replay-accept"),
+    path("invalidate/", invalidate.invalidate, name="invalidate"),
+    path("invalidations/", invalidate.invalidation_list, name="invalidations"),
+    path("invalidations/<int:pk>/", invalidate.invalidation_detail, name="invalidation"),
+    path("invalidations/<int:pk>/retry/", invalidate.invalidation_retry, name="invalidation-retry"),
+    path("schemas/", schemas.schema_list, name="schemas"),
+    path("calls/", calls.call_list, name="calls"),
 ]

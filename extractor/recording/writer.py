@@ -20,6 +20,7 @@ from extractor.caching import registry
 from extractor.caching.defaults import default_backend
 from extractor.caching.envelope import Envelope, Usage, envelope_type
 from extractor.caching.events import CallEvent, FunctionInfo, HitRecord, Outcome, Record, wall_time
+from extractor.llm import redact
 from extractor.models import CachedFunction, Entry, SchemaVersion
 from extractor.recording.inserts import CallRow, add_hits, insert_calls, timestamp_adapter
 from extractor.recording.previews import input_fingerprint, input_preview, model_of
@@ -42,9 +43,23 @@ def write_events(records: list[Record]) -> None:
         infos = _latest_sighting(hits, computed)
         versions = {info.schema_fingerprint: schema_version_for(info) for info in infos}
         _touch_functions(infos, versions)
-        rows = [_row_for_computed(event, versions[event.info.schema_fingerprint])
-                for event in computed]
-        rows.extend(_rows_for_hits(hits, versions))
+        rows: list[CallRow] = []
+        # Hits are written in bulk, but a hit recorded before a miss that stores a
+        # new value under its key was served by the old value: count it on the old
+        # row, before the miss marks that row replaced.
+        pending: list[HitRecord] = []
+        pending_keys: set[str] = set()
+        for record in records:
+            if type(record) is tuple:
+                pending.append(record)
+                pending_keys.add(record[1])
+                continue
+            event: CallEvent = record  # type: ignore[assignment]
+            if event.key in pending_keys:
+                rows.extend(_rows_for_hits(pending, versions))
+                pending, pending_keys = [], set()
+            rows.append(_row_for_computed(event, versions[event.info.schema_fingerprint]))
+        rows.extend(_rows_for_hits(pending, versions))
         insert_calls(rows)
 
 
@@ -131,7 +146,8 @@ def _row_for_computed(event: CallEvent, version: SchemaVersion) -> CallRow:
         arguments=arguments,
         model_argument=info.model_argument,
     )
-    reason, detail = event.miss_reason or "", (event.error or "") if event.miss_reason else ""
+    error = redact(event.error or "")
+    reason, detail = event.miss_reason or "", error if event.miss_reason else ""
     model = model_of(arguments, info.model_argument, envelope.llm_model if envelope else "")
     if event.outcome == Outcome.MISS and not event.miss_reason:
         reason, detail = explain_miss(
@@ -169,7 +185,7 @@ def _row_for_computed(event: CallEvent, version: SchemaVersion) -> CallRow:
         usage.completion_tokens,
         usage.cached_prompt_tokens,
         input_preview(arguments),
-        event.error or "",
+        error,
         timestamp_adapter()(wall_time(event.started)),
     )
 
@@ -188,6 +204,27 @@ def _store_entry(
         **_entry_fields(event.info, event.key, version, envelope, event.ttl),
         arguments=arguments,
         input_fingerprint=fingerprint,
+        input_preview=input_preview(arguments),
+    )
+
+
+def store_entry(
+    *, info: FunctionInfo, key: str, envelope: Envelope[Any], arguments: Any, ttl: float | None
+) -> Entry:
+    """The row for a value stored outside a call (a replay the user accepted)."""
+    version = schema_version_for(info)
+    Entry.objects.filter(key=key, status=Entry.Status.LIVE).update(
+        status=Entry.Status.REPLACED, status_changed_at=dt.datetime.now(tz=dt.UTC)
+    )
+    return Entry.objects.create(
+        **_entry_fields(info, key, version, envelope, ttl),
+        arguments=arguments,
+        input_fingerprint=input_fingerprint(
+            namespace=info.namespace,
+            function=info.name,
+            arguments=arguments,
+            model_argument=info.model_argument,
+        ),
         input_preview=input_preview(arguments),
     )
 

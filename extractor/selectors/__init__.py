@@ -1,0 +1,1 @@
+"""Reads for the pages: lists, stats, explanations. No writes here."""

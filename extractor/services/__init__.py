@@ -1,0 +1,1 @@
+"""Writes: run an extraction, invalidate entries, replay an entry."""

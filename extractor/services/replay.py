@@ -1,0 +1,120 @@
+"""Replay: re-run an entry's call against the LLM, compare, keep or replace.
+
+The replay itself stores nothing in the cache (it is recorded as a "replay"
+call); the fresh output is kept in a Replay row until the user decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from time import perf_counter, time
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from extractor import recording
+from extractor.caching import registry
+from extractor.caching.decorator import CachedFunction
+from extractor.caching.envelope import Usage
+from extractor.llm import describe_provider_error
+from extractor.models import Entry, Replay
+from extractor.recording.writer import store_entry
+
+
+class ReplayImpossible(Exception):
+    """The entry's call cannot be re-invoked; the message says why."""
+
+
+def replay_target(entry: Entry) -> CachedFunction:
+    """The function behind `entry`, or ReplayImpossible explaining why not."""
+    cached, why = registry.locate(entry.function)
+    if cached is None:
+        raise ReplayImpossible(f"{entry.function} cannot be re-invoked: {why}.")
+    if cached.info.has_key_function or entry.arguments is None:
+        raise ReplayImpossible(
+            "This entry's arguments were not recorded (its function uses a key function, "
+            "or the entry was first seen on a hit), so its call cannot be repeated."
+        )
+    return cached
+
+
+def entry_replay(*, entry: Entry, by: AbstractBaseUser | None) -> Replay:
+    """Call the LLM for real with the entry's arguments; nothing is cached."""
+    cached = replay_target(entry)
+    arguments: dict[str, Any] = entry.arguments
+    started = perf_counter()
+    try:
+        if cached.is_async:
+            result = asyncio.run(cached.areplay(**arguments))
+        else:
+            result = cached.replay(**arguments)
+    except ReplayImpossible:
+        raise
+    except TypeError as exc:
+        recording.flush()
+        raise ReplayImpossible(f"The stored arguments no longer fit the function: {exc}") from exc
+    except Exception as exc:
+        recording.flush()
+        raise ReplayImpossible(describe_provider_error(exc)) from exc
+    latency_ms = (perf_counter() - started) * 1000
+    recording.flush()
+    raw = getattr(result, "_raw_response", None)
+    usage = getattr(raw, "usage", None)
+    return Replay.objects.create(
+        entry=entry,
+        output=result.model_dump(mode="json"),
+        llm_model=str(getattr(raw, "model", "") or ""),
+        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+        latency_ms=latency_ms,
+        requested_by=by,
+    )
+
+
+class ReplaceRefused(Exception):
+    pass
+
+
+def replay_accept(*, replay: Replay, by: AbstractBaseUser | None) -> Entry:
+    """Store the replay's output as the cached value; the old entry becomes "replaced".
+
+    The value goes under the key the function uses now: for an entry that is
+    stale (code or schema changed since), that is a different key than its own.
+    """
+    entry = replay.entry
+    if replay.accepted_at is not None:
+        raise ReplaceRefused("This replay was already used to replace the entry.")
+    if entry.status != Entry.Status.LIVE:
+        raise ReplaceRefused(
+            f"The entry is {entry.get_status_display().lower()} now; replay it again."
+        )
+    cached = replay_target(entry)
+    arguments: dict[str, Any] = entry.arguments
+    output = cached.response_model.model_validate(replay.output)
+    key = cached.cache_key(**arguments)
+    envelope = cached.envelope_type(
+        schema_fingerprint=cached.info.schema_fingerprint,
+        output=output,
+        llm_provider=entry.llm_provider,
+        llm_model=replay.llm_model or entry.llm_model,
+        usage=Usage(
+            prompt_tokens=replay.prompt_tokens, completion_tokens=replay.completion_tokens
+        ),
+        latency_ms=replay.latency_ms,
+        created_at=time(),
+    )
+    ttl = cached.ttl()
+    cached.backend().set(key, envelope.model_dump_json(), ttl)
+    with transaction.atomic():
+        Entry.objects.filter(pk=entry.pk, status=Entry.Status.LIVE).update(
+            status=Entry.Status.REPLACED, status_changed_at=timezone.now()
+        )
+        replacement = store_entry(
+            info=cached.info, key=key, envelope=envelope, arguments=arguments, ttl=ttl
+        )
+        replay.accepted_at = timezone.now()
+        replay.replacement = replacement
+        replay.save(update_fields=["accepted_at", "replacement"])
+    return replacement

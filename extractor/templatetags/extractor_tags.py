@@ -1,0 +1,59 @@
+"""Template helpers for the dashboard. Everything returned here is plain text, so
+Django's autoescaping still applies: cached output is user data."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from django import template
+from django.http import HttpRequest
+
+register = template.Library()
+
+
+@register.filter
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+
+
+@register.filter
+def compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+@register.filter
+def short_key(value: str) -> str:
+    return value[:12]
+
+
+@register.filter
+def short_name(value: str) -> str:
+    """"module:qualname" or a dotted path -> the last part."""
+    return value.replace(":", ".").rsplit(".", 1)[-1]
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+@register.filter
+def usd(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+
+
+@register.simple_tag(takes_context=True)
+def query_with(context: dict[str, Any], **changes: Any) -> str:
+    """The current query string with some parameters changed (pagination, sorting)."""
+    request: HttpRequest = context["request"]
+    params = request.GET.copy()
+    for name, value in changes.items():
+        if value in (None, ""):
+            params.pop(name, None)
+        else:
+            params[name] = value
+    return "?" + urlencode(sorted(params.items())) if params else "?"

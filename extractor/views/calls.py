@@ -1,0 +1,7 @@
+"""Placeholder until the page is built."""
+
+from django.http import HttpRequest, HttpResponse
+
+
+def call_list(request: HttpRequest, pk: int = 0) -> HttpResponse:
+    return HttpResponse("not built yet", status=501)
