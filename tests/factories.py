@@ -1,0 +1,88 @@
+"""Rows for page tests that do not need a real extraction (factory-boy).
+
+Tests that exercise the cache itself go through the decorator and the FakeLLM
+instead; these are for filling lists, filters and counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import factory
+from django.utils import timezone
+
+from extractor.models import CachedFunction, Call, Entry, Invalidation, SchemaVersion
+
+
+def _hex(seed: object) -> str:
+    return hashlib.sha256(str(seed).encode()).hexdigest()
+
+
+class SchemaVersionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SchemaVersion
+
+    name = "extractor.schemas.UserDetail"
+    number = factory.Sequence(lambda n: n + 1)
+    fingerprint = factory.LazyAttribute(lambda o: _hex(f"{o.name}-{o.number}"))
+    json_schema = factory.LazyAttribute(
+        lambda o: {
+            "title": o.name.rsplit(".", 1)[-1],
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+            "required": ["name", "age"],
+        }
+    )
+
+
+class CachedFunctionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CachedFunction
+        django_get_or_create = ("name",)
+
+    name = "extractor.extraction:extract_UserDetail"
+    code_fingerprint = factory.LazyFunction(lambda: _hex("code-v1"))
+    schema_version = factory.SubFactory(SchemaVersionFactory)
+    backend = "disk:///tmp/cache"
+    last_seen_at = factory.LazyFunction(timezone.now)
+
+
+class EntryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Entry
+
+    key = factory.Sequence(lambda n: _hex(f"key-{n}"))
+    function = "extractor.extraction:extract_UserDetail"
+    schema_version = factory.SubFactory(SchemaVersionFactory)
+    code_fingerprint = factory.LazyFunction(lambda: _hex("code-v1"))
+    input_fingerprint = factory.Sequence(lambda n: _hex(f"input-{n}"))
+    arguments = factory.Sequence(lambda n: {"text": f"Person {n} is {20 + n % 50}", "model": "gpt-4o-mini"})
+    input_preview = factory.LazyAttribute(lambda o: " · ".join(str(v) for v in o.arguments.values()))
+    output = factory.Sequence(lambda n: {"name": f"Person {n}", "age": 20 + n % 50})
+    llm_provider = "openai"
+    llm_model = "gpt-4o-mini"
+    prompt_tokens = 120
+    completion_tokens = 30
+    latency_ms = 850.0
+
+
+class CallFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Call
+
+    entry = factory.SubFactory(EntryFactory)
+    key = factory.LazyAttribute(lambda o: o.entry.key if o.entry else _hex("orphan"))
+    function = factory.LazyAttribute(lambda o: o.entry.function if o.entry else "tests:f")
+    schema_version = factory.LazyAttribute(lambda o: o.entry.schema_version if o.entry else None)
+    outcome = Call.Outcome.HIT
+    latency_ms = 0.02
+    llm_provider = "openai"
+    llm_model = factory.LazyAttribute(lambda o: o.entry.llm_model if o.entry else "gpt-4o-mini")
+
+
+class InvalidationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Invalidation
+
+    action = Invalidation.Action.FUNCTION
+    target = "extractor.extraction:extract_UserDetail"
