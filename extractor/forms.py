@@ -8,7 +8,9 @@ from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
+from extractor.models import Entry, Invalidation, SchemaVersion
 from extractor.schemas import registered_schemas
+from extractor.selectors.entries import SORTS, EntryFilters, EntryState, InvalidationScope
 
 
 class ExtractForm(forms.Form):
@@ -38,3 +40,253 @@ class ExtractForm(forms.Form):
                 "(EXTRACTOR_MAX_TEXT_BYTES)."
             )
         return text
+
+
+# -- invalidation & schemas ----------------------------------------------------------
+
+
+class InvalidateForm(forms.Form):
+    """What to invalidate: an action and its target, from the query string or a POST."""
+
+    TARGET_HELP = {
+        "entry": "an entry id",
+        "schema_version": "a schema version id",
+        "function": 'a function name ("module:qualname")',
+        "model": "an LLM model name",
+    }
+
+    action = forms.ChoiceField(
+        choices=Invalidation.Action.choices,
+        error_messages={
+            "required": "Choose what to invalidate.",
+            "invalid_choice": "Unknown action %(value)s: choose one entry, a schema version, "
+            "a function, an LLM model or every stale entry.",
+        },
+    )
+    target = forms.CharField(
+        required=False,
+        max_length=255,
+        strip=True,
+        help_text="An entry id, a schema version id, a function name or a model name. "
+        "Leave empty for every stale entry.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        action = cleaned.get("action")
+        target = cleaned.get("target", "")
+        if not action:
+            return cleaned
+        if action == Invalidation.Action.STALE:
+            cleaned["target"] = ""
+            return cleaned
+        if not target:
+            self.add_error("target", f"Name {self.TARGET_HELP[action]} to invalidate.")
+            return cleaned
+        if action in (Invalidation.Action.ENTRY, Invalidation.Action.SCHEMA_VERSION):
+            if not target.isdigit():
+                self.add_error("target", f"{target!r} is not {self.TARGET_HELP[action]}.")
+                return cleaned
+            model = Entry if action == Invalidation.Action.ENTRY else SchemaVersion
+            if not model.objects.filter(pk=int(target)).exists():
+                noun = "entry" if action == Invalidation.Action.ENTRY else "schema version"
+                self.add_error("target", f"There is no {noun} #{target}.")
+                return cleaned
+            cleaned["target"] = str(int(target))
+        return cleaned
+
+    def scope(self) -> InvalidationScope:
+        return InvalidationScope(self.cleaned_data["action"], self.cleaned_data["target"])
+
+
+class SchemaCompareForm(forms.Form):
+    """Two versions of one schema to compare (`a` the older side, `b` the newer)."""
+
+    name = forms.CharField(required=False, max_length=255)
+    a = forms.IntegerField(
+        min_value=1, error_messages={"required": "Choose a version to compare from.",
+                                     "invalid": "Version ids are whole numbers."}
+    )
+    b = forms.IntegerField(
+        min_value=1, error_messages={"required": "Choose a version to compare with.",
+                                     "invalid": "Version ids are whole numbers."}
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        versions = SchemaVersion.objects.in_bulk([cleaned["a"], cleaned["b"]])
+        missing = [f"#{pk}" for pk in (cleaned["a"], cleaned["b"]) if pk not in versions]
+        if missing:
+            raise forms.ValidationError(f"There is no schema version {' or '.join(missing)}.")
+        old, new = versions[cleaned["a"]], versions[cleaned["b"]]
+        if old.name != new.name:
+            raise forms.ValidationError(
+                f"{old} and {new} are versions of different schemas; compare versions of one."
+            )
+        if cleaned.get("name") and cleaned["name"] != old.name:
+            raise forms.ValidationError(f"{old} is not a version of {cleaned['name']}.")
+        cleaned["name"] = old.name
+        cleaned["old"], cleaned["new"] = old, new
+        return cleaned
+
+
+# -- entries ---------------------------------------------------------------------------
+
+
+class EntryFilterForm(forms.Form):
+    """The entries list's filters, read from the query string; choices come from the DB.
+
+    A value that is not a choice is a form error and that filter is left out, so a
+    hand-edited URL shows a message instead of failing.
+    """
+
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        strip=True,
+        label="Search",
+        widget=forms.TextInput(
+            attrs={"type": "search", "placeholder": "Text in the input or output, or a key"}
+        ),
+    )
+    function = forms.ChoiceField(required=False)
+    schema = forms.ChoiceField(required=False)
+    schema_version = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, label="Schema version"
+    )
+    model = forms.ChoiceField(required=False, label="LLM model")
+    state = forms.ChoiceField(required=False, label="Show")
+    sort = forms.ChoiceField(required=False, label="Sort by")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from extractor.models import CachedFunction
+
+        super().__init__(*args, **kwargs)
+        functions = sorted(
+            set(CachedFunction.objects.values_list("name", flat=True))
+            | set(Entry.objects.order_by().values_list("function", flat=True).distinct())
+        )
+        self._choose("function", "All functions", [
+            (name, name.replace(":", ".").rsplit(".", 1)[-1]) for name in functions
+        ])
+        versions = list(SchemaVersion.objects.order_by("name", "number"))
+        names = dict.fromkeys(version.name for version in versions)
+        self._choose("schema", "All schemas", [(name, name.rsplit(".", 1)[-1]) for name in names])
+        self._choose(
+            "schema_version", "All versions", [(str(v.pk), str(v)) for v in versions]
+        )
+        models = (
+            Entry.objects.exclude(llm_model="")
+            .order_by("llm_model")
+            .values_list("llm_model", flat=True)
+            .distinct()
+        )
+        self._choose("model", "All models", [(model, model) for model in models])
+        self._choose("state", None, EntryState.CHOICES)
+        self._choose("sort", None, [(value, label) for value, (label, _) in SORTS.items()])
+
+    def _choose(self, name: str, anything: str | None, choices: list[tuple[str, str]]) -> None:
+        field = self.fields[name]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", anything), *choices] if anything else choices
+
+    def filters(self) -> EntryFilters:
+        """The valid part of the query as EntryFilters (call after is_valid())."""
+        data = getattr(self, "cleaned_data", {})
+        return EntryFilters(
+            function=data.get("function") or "",
+            schema=data.get("schema") or "",
+            schema_version=data.get("schema_version"),
+            llm_model=data.get("model") or "",
+            state=data.get("state") or EntryState.LIVE,
+            search=data.get("q") or "",
+            sort=data.get("sort") or EntryFilters.sort,
+        )
+
+
+# -- calls & overview ------------------------------------------------------------------
+
+_DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
+
+
+def _datetime_local_field(label: str, help_text: str) -> forms.DateTimeField:
+    # A naive value is read in the site's time zone (TIME_ZONE), as the page shows times.
+    return forms.DateTimeField(
+        required=False,
+        label=label,
+        help_text=help_text,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=_DATETIME_LOCAL),
+        error_messages={"invalid": "Enter a date and time, like 2025-01-31T14:30."},
+    )
+
+
+class CallFilterForm(forms.Form):
+    """The call log's filters, read from the query string. Every field is optional; a
+    value that does not validate is reported and that filter is left out."""
+
+    outcome = forms.ChoiceField(required=False)
+    function = forms.ChoiceField(required=False)
+    model = forms.ChoiceField(required=False, label="LLM model")
+    since = _datetime_local_field("From", "Inclusive, in the site's time zone.")
+    until = _datetime_local_field("Until", "Exclusive, in the site's time zone.")
+
+    def __init__(
+        self,
+        *args: Any,
+        functions: list[str] | None = None,
+        models: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        from extractor.models import Call
+
+        super().__init__(*args, **kwargs)
+        choices: dict[str, list[tuple[str, str]]] = {
+            "outcome": [("", "Any outcome"), *Call.Outcome.choices],
+            "function": [("", "All functions")]
+            + [(name, name.replace(":", ".").rsplit(".", 1)[-1]) for name in functions or []],
+            "model": [("", "All models")] + [(name, name) for name in models or []],
+        }
+        for name, field_choices in choices.items():
+            field = self.fields[name]
+            assert isinstance(field, forms.ChoiceField)
+            field.choices = field_choices
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since >= until:
+            self.add_error("until", "Until must be later than From.")
+        return cleaned
+
+    def filters(self) -> Any:
+        """The valid part of the query as CallFilters (call after is_valid())."""
+        from extractor.selectors.calls import CallFilters
+
+        data = getattr(self, "cleaned_data", {})
+        return CallFilters(
+            outcome=data.get("outcome") or "",
+            function=data.get("function") or "",
+            llm_model=data.get("model") or "",
+            since=data.get("since"),
+            until=data.get("until"),
+        )
+
+
+class OverviewWindowForm(forms.Form):
+    """?days=1|7|30|all; anything else is the default window."""
+
+    CHOICES = [("1", "Last 24 hours"), ("7", "7 days"), ("30", "30 days"), ("all", "All time")]
+    WINDOWS: dict[str, int | None] = {"1": 1, "7": 7, "30": 30, "all": None}
+    DEFAULT = "7"
+
+    days = forms.ChoiceField(required=False, choices=CHOICES)
+
+    def window(self) -> str:
+        if self.is_valid() and self.cleaned_data["days"]:
+            return str(self.cleaned_data["days"])
+        return self.DEFAULT
+
+    def days_back(self) -> int | None:
+        return self.WINDOWS[self.window()]

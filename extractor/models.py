@@ -180,9 +180,9 @@ class Call(models.Model):
         Entry, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
     )
     # Calls are written at hit rates, so every index here is paid per hit: the
-    # composite indexes below serve the call log's filters; entry_id serves an
-    # entry's calls.
-    key = models.CharField(max_length=64)
+    # composite indexes below serve the call log's filters; `key` serves an
+    # entry's calls (all of them: a failed call of the key has no entry).
+    key = models.CharField(max_length=64, db_index=True)
     function = models.CharField(max_length=255)
     schema_version = models.ForeignKey(
         SchemaVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="calls",
@@ -206,7 +206,6 @@ class Call(models.Model):
         indexes = [
             models.Index(fields=["function", "created_at"]),
             models.Index(fields=["outcome", "created_at"]),
-            models.Index(fields=["llm_model", "created_at"]),
         ]
 
     def __str__(self) -> str:

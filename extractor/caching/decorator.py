@@ -195,7 +195,7 @@ class CachedFunction:
             schema_name=f"{self.response_model.__module__}.{self.response_model.__qualname__}",
             schema_fingerprint=schema_fp,
             json_schema=json_schema,
-            backend_label=options.backend.label if options.backend else "",
+            backend_label=options.backend.label if options.backend is not None else "",
             ttl=options.ttl,
             has_key_function=options.key_function is not None,
             model_argument=options.model_argument if options.model_argument in parameters else None,
@@ -211,7 +211,7 @@ class CachedFunction:
             schema_fingerprint=schema_fp,
             key_function=options.key_function,
         )
-        self._read_hit = hit_reader(self.response_model)
+        self._read_hit = hit_reader(self.response_model, schema_fp)
         self._down_until = 0.0
         self._down_error = ""
         self._flight = SingleFlight()
@@ -227,12 +227,9 @@ class CachedFunction:
         if raw is None:
             return None, None, None
         try:
-            view = self._read_hit(raw)
-            if view["schema_fingerprint"] != self.info.schema_fingerprint:
-                raise CorruptValue("the stored value was written for another schema")
+            return self._read_hit(raw), None, None
         except Exception as exc:
             return (None, *self._corrupt(exc, key))
-        return view["output"], None, None
 
     def _corrupt(self, exc: BaseException, key: str) -> tuple[str, str]:
         logger.warning("corrupt cache value for %s (%s); recomputing", self.info.name, key)
@@ -243,7 +240,6 @@ class CachedFunction:
         # and global lookups are a measurable share of a ~5 µs hit.
         build_key = self.keys.build
         info = self.info
-        schema_fp = info.schema_fingerprint
         fixed_backend = self.options.backend
         state = _defaults.state
         bypassed = _bypass.get
@@ -262,15 +258,17 @@ class CachedFunction:
                 reason, error = MissReason.BACKEND_ERROR, self._down_error
             else:
                 try:
-                    raw = (fixed_backend or state.backend or state.resolve_backend()).get(key)
+                    # "is not None": an empty MemoryBackend is falsy (it has __len__).
+                    backend = fixed_backend if fixed_backend is not None else (
+                        state.backend or state.resolve_backend()
+                    )
+                    raw = backend.get(key)
                 except Exception as exc:
                     raw = None
                     reason, error = self._backend_failed(exc, started)
                 if raw is not None:
                     try:
-                        view = read_hit(raw)
-                        if view["schema_fingerprint"] != schema_fp:
-                            raise CorruptValue("the stored value was written for another schema")
+                        output = read_hit(raw)
                     except Exception as exc:
                         reason, error = self._corrupt(exc, key)
                     else:
@@ -282,7 +280,7 @@ class CachedFunction:
                             slot.record(hit)
                         except Exception:  # recording is best effort
                             logger.exception("could not record a call of %s", info.name)
-                        return view["output"]
+                        return output
             return self._miss((args, kwargs), key, arguments, started, reason, error)
 
         return wrapper
@@ -307,7 +305,9 @@ class CachedFunction:
                 reason, error = MissReason.BACKEND_ERROR, self._down_error
             else:
                 try:
-                    backend = fixed_backend or state.backend or state.resolve_backend()
+                    backend = fixed_backend if fixed_backend is not None else (
+                        state.backend or state.resolve_backend()
+                    )
                     raw = await backend.aget(key)
                 except Exception as exc:
                     reason, error = self._backend_failed(exc, started)
@@ -419,7 +419,8 @@ class CachedFunction:
     # -- backend and fault handling -------------------------------------------------
 
     def backend(self) -> CacheBackend:
-        return self.options.backend or _defaults.default_backend()
+        backend = self.options.backend
+        return backend if backend is not None else _defaults.default_backend()
 
     def ttl(self) -> float | None:
         return self.options.ttl if self.options.ttl is not None else _defaults.state.ttl

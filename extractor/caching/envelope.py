@@ -1,8 +1,8 @@
 """The JSON envelope every cached value is stored in (never pickle).
 
-A write stores the whole envelope. A hit reads it through a narrower view that
-validates only the schema fingerprint and the output, in one Rust-side pass;
-the rest (usage, model, timing) is read later by the recorder if needed.
+A write stores the whole envelope; a hit checks its header and validates only
+its output (see hit_reader). The rest (usage, model, timing) is read by the
+recorder when it needs it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 from typing_extensions import TypedDict
+
+from extractor.caching.errors import CorruptValue
 
 ENVELOPE_FORMAT = 1
 
@@ -31,16 +33,17 @@ class Usage(BaseModel):
 
 
 class Envelope(BaseModel, Generic[OutputT]):
+    # Field order is the serialized order, and `output` must stay last: see hit_reader.
     model_config = ConfigDict(frozen=True)
 
     format: Literal[1] = ENVELOPE_FORMAT
     schema_fingerprint: str
-    output: OutputT
     llm_provider: str = ""
     llm_model: str = ""
     usage: Usage = Usage()
     latency_ms: float = 0.0
     created_at: float
+    output: OutputT
 
 
 @cache
@@ -49,11 +52,45 @@ def envelope_type(response_model: type[BaseModel]) -> type[Envelope[Any]]:
     return Envelope[response_model]  # type: ignore[valid-type]
 
 
-@cache
-def hit_reader(response_model: type[BaseModel]) -> Callable[[str | bytes], dict[str, Any]]:
-    """Parses a stored envelope into {"schema_fingerprint", "output"} and nothing more."""
-    view = TypedDict(  # type: ignore[misc]
-        f"{response_model.__name__}Hit",
-        {"schema_fingerprint": str, "output": response_model},
-    )
-    return TypeAdapter(view).validate_json  # type: ignore[no-any-return]
+def hit_reader(
+    response_model: type[BaseModel], schema_fingerprint: str
+) -> Callable[[str | bytes], BaseModel]:
+    """Reads the output of a stored envelope; raises for anything but a valid one.
+
+    Envelopes written here start with a fixed header (format and schema
+    fingerprint) and end with the output, so a hit checks the header by prefix
+    and validates only the output's JSON: the cost of the recipe's own
+    `model_validate_json`. `"output":` cannot occur inside a JSON string (its
+    quotes would be escaped) and every field before it is ours, so its first
+    occurrence is the output's. Anything else (another writer's field order)
+    takes the full parse.
+    """
+    header = f'{{"format":{ENVELOPE_FORMAT},"schema_fingerprint":"{schema_fingerprint}"'
+    header_bytes = header.encode()
+    marker, marker_bytes = '"output":', b'"output":'
+    validate_output = response_model.model_validate_json
+    full = TypeAdapter(
+        TypedDict(  # type: ignore[operator]
+            f"{response_model.__name__}Envelope",
+            {"format": Literal[1], "schema_fingerprint": str, "output": response_model},
+        )
+    ).validate_json
+
+    def read(raw: str | bytes) -> BaseModel:
+        try:
+            if type(raw) is bytes:
+                start = raw.find(marker_bytes) if raw.startswith(header_bytes) else -1
+                if start > 0 and raw.endswith(b"}"):
+                    return validate_output(raw[start + len(marker_bytes) : -1])
+            elif type(raw) is str:
+                start = raw.find(marker) if raw.startswith(header) else -1
+                if start > 0 and raw.endswith("}"):
+                    return validate_output(raw[start + len(marker) : -1])
+        except ValueError:
+            pass  # not our layout after all: the full parse decides
+        envelope = full(raw)
+        if envelope["schema_fingerprint"] != schema_fingerprint:
+            raise CorruptValue("the stored value was written for another schema")
+        return envelope["output"]  # type: ignore[no-any-return]
+
+    return read

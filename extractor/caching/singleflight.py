@@ -59,7 +59,13 @@ class AsyncSingleFlight:
         slot = (id(loop), key)
         existing = self._flights.get(slot)
         if existing is not None:
-            return await asyncio.shield(existing), True
+            try:
+                return await asyncio.shield(existing), True
+            except asyncio.CancelledError:
+                if not existing.done():
+                    raise  # this caller was cancelled while it waited
+            # The caller computing the value was cancelled, not this one: compute it here.
+            return await self.run(key, compute)
         future: asyncio.Future[Any] = loop.create_future()
         self._flights[slot] = future
         try:

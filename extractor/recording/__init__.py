@@ -14,7 +14,7 @@ def install_recorder() -> DatabaseRecorder:
     """Install a DatabaseRecorder built from settings (called by the app config)."""
     current = get_recorder()
     if isinstance(current, DatabaseRecorder):
-        current.flush()
+        current.close()  # writes what it holds and stops its writer thread
     recorder = DatabaseRecorder(
         background=settings.EXTRACTOR_RECORD_IN_BACKGROUND,
         flush_seconds=settings.EXTRACTOR_RECORD_FLUSH_SECONDS or 1.0,

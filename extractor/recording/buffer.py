@@ -62,6 +62,7 @@ class DatabaseRecorder:
 
     def close(self) -> None:
         """Stop the writer thread and write what is left (runs at exit)."""
+        atexit.unregister(self.close)
         self._closed = True
         self._wake.set()
         thread = self._thread

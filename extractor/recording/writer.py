@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from extractor.caching import registry
+from extractor.caching.defaults import current as current_defaults
 from extractor.caching.defaults import default_backend
 from extractor.caching.envelope import Envelope, Usage, envelope_type
 from extractor.caching.events import CallEvent, FunctionInfo, HitRecord, Outcome, Record, wall_time
@@ -27,6 +28,8 @@ from extractor.recording.previews import input_fingerprint, input_preview, model
 from extractor.recording.reasons import MissContext, explain_miss
 
 logger = logging.getLogger("extractor.recording")
+
+YIELD_EVERY = 256
 
 
 def write_events(records: list[Record]) -> None:
@@ -291,10 +294,12 @@ def _rows_for_hits(hits: list[HitRecord], versions: dict[str, SchemaVersion]) ->
             entry.input_preview if entry else "",
             "",
         )
-        rows.extend(
-            (*head, latency * 1000, *middle, db_time(wall_time(started)))
-            for _info, _key, started, latency in key_hits
-        )
+        for index, (_info, _key, started, latency) in enumerate(key_hits):
+            rows.append((*head, latency * 1000, *middle, db_time(wall_time(started))))
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                # Hand the interpreter to the callers now and then: a caller back
+                # from a Redis round trip must not wait a full switch interval.
+                time.sleep(0)
     add_hits(counts)
     return rows
 
@@ -337,8 +342,10 @@ def _adopt(info: FunctionInfo, key: str, versions: dict[str, SchemaVersion]) -> 
     except Exception:
         logger.warning("could not read back %s for %s", key, info.name, exc_info=True)
         return None
+    # The value was stored with the function's ttl (as CachedFunction.ttl() gives it).
+    ttl = info.ttl if info.ttl is not None else current_defaults().ttl
     return Entry.objects.create(
-        **_entry_fields(info, key, versions[info.schema_fingerprint], envelope, None),
+        **_entry_fields(info, key, versions[info.schema_fingerprint], envelope, ttl),
         arguments=None,
         input_fingerprint="",
         input_preview="(arguments not recorded: first seen on a hit)",

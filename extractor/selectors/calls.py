@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from extractor.models import Call
+from extractor.models import CachedFunction, Call
 
 
 @dataclass(frozen=True)
@@ -15,12 +15,18 @@ class CallFilters:
     outcome: str = ""
     function: str = ""
     llm_model: str = ""
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
+    since: dt.datetime | None = None  # inclusive
+    until: dt.datetime | None = None  # exclusive
+
+    @property
+    def active(self) -> bool:
+        return any((self.outcome, self.function, self.llm_model, self.since, self.until))
 
 
 def call_list(filters: CallFilters) -> QuerySet[Call]:
-    calls = Call.objects.select_related("schema_version", "entry")
+    # No select_related("entry"): a page shows only the entry's id, and an
+    # entry row carries its whole output.
+    calls = Call.objects.all()
     if filters.outcome:
         calls = calls.filter(outcome=filters.outcome)
     if filters.function:
@@ -35,8 +41,6 @@ def call_list(filters: CallFilters) -> QuerySet[Call]:
 
 
 def function_names() -> list[str]:
-    from extractor.models import CachedFunction
-
     return list(CachedFunction.objects.order_by("name").values_list("name", flat=True))
 
 

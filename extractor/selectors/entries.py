@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from extractor.models import CachedFunction, Entry, Invalidation
+from extractor.models import CachedFunction, Call, Entry, Invalidation
 
 
 def stale_condition() -> Exists:
@@ -144,6 +144,8 @@ class InvalidationScope:
             return f"schema {version}" if version else f"schema version #{self.target}"
         if action == Invalidation.Action.ENTRY:
             return f"entry #{self.target}"
+        if action == Invalidation.Action.MODEL:
+            return f"LLM model {self.target}"
         return f"{action.label.lower()} {self.target}"
 
 
@@ -169,3 +171,39 @@ def _int(value: str) -> int:
         return int(value)
     except ValueError:
         raise ValueError(f"{value!r} is not an id") from None
+
+
+# -- one entry's page ---------------------------------------------------------------
+
+
+def entry_calls(entry: Entry) -> QuerySet[Call]:
+    """Every call that used the entry, and the misses and errors of its key, newest first.
+
+    Call.key has no index (calls are written at hit rates); the function condition
+    lets the database start from the (function, created_at) index instead.
+    """
+    return (
+        Call.objects.filter(Q(entry=entry) | Q(key=entry.key, function=entry.function))
+        .select_related("schema_version")
+        .order_by("-created_at", "-id")
+    )
+
+
+def entry_function_now(entry: Entry) -> CachedFunction | None:
+    """The entry's function as last seen: what a stale entry is compared with."""
+    return (
+        CachedFunction.objects.filter(name=entry.function).select_related("schema_version").first()
+    )
+
+
+def entry_replacement(entry: Entry) -> Entry | None:
+    """The value that took a replaced entry's place: an accepted replay's, or its key's next."""
+    replay = entry.replays.filter(replacement__isnull=False).select_related("replacement").first()
+    if replay is not None:
+        return replay.replacement
+    return (
+        Entry.objects.filter(key=entry.key, created_at__gte=entry.created_at)
+        .exclude(pk=entry.pk)
+        .order_by("created_at", "id")
+        .first()
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
@@ -29,6 +30,9 @@ logger = logging.getLogger("extractor.invalidation")
 
 CHUNK = 1000
 Progress = Callable[[int, int], None]  # (removed so far, matched)
+# A RUNNING invalidation this old was cut off (its process died or its request was
+# killed): its marked rows may be finished like a failed one's.
+STALLED_AFTER = timedelta(minutes=15)
 
 
 def invalidation_count(scope: InvalidationScope) -> int:
@@ -68,6 +72,15 @@ def invalidation_retry(
     invalidation.error = ""
     invalidation.save(update_fields=["status", "error"])
     return _delete_marked(invalidation, progress)
+
+
+def invalidation_retryable(invalidation: Invalidation) -> bool:
+    if invalidation.status == Invalidation.Status.FAILED:
+        return True
+    return (
+        invalidation.status == Invalidation.Status.RUNNING
+        and invalidation.created_at < timezone.now() - STALLED_AFTER
+    )
 
 
 def _delete_marked(invalidation: Invalidation, progress: Progress | None) -> Invalidation:

@@ -1,19 +1,128 @@
-"""Placeholder until the page is built."""
+"""Invalidate: confirm how many entries, drop their values, keep the history."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from extractor.auth import staff_required
+from extractor.forms import InvalidateForm
+from extractor.models import Entry, Invalidation, SchemaVersion
+from extractor.services.invalidation import (
+    invalidation_count,
+    invalidation_retryable,
+    invalidation_run,
+)
+from extractor.services.invalidation import invalidation_retry as retry_invalidation
+
+PAGE_SIZE = 50
 
 
-def invalidate(request: HttpRequest, pk: int = 0) -> HttpResponse:
-    return HttpResponse("not built yet", status=501)
+@dataclass(frozen=True)
+class InvalidationRow:
+    invalidation: Invalidation
+    target_label: str  # "UserDetail v2 (#7)" for a schema version, else the target itself
+    target_url: str = ""  # the entry's page, for a one-entry invalidation
 
 
-def invalidation_list(request: HttpRequest, pk: int = 0) -> HttpResponse:
-    return HttpResponse("not built yet", status=501)
+@require_http_methods(["GET", "POST"])
+@staff_required
+def invalidate(request: HttpRequest) -> HttpResponse:
+    """GET: say how many live entries an action would touch (changes nothing). POST: do it."""
+    data = request.POST if request.method == "POST" else request.GET
+    if request.method == "GET" and "action" not in data and "target" not in data:
+        # No scope asked for yet: offer the chooser, not an error.
+        form = InvalidateForm()
+        return render(request, "extractor/invalidate_confirm.html", {"form": form})
+    form = InvalidateForm(data)
+    if not form.is_valid():
+        return render(request, "extractor/invalidate_confirm.html", {"form": form}, status=400)
+    scope = form.scope()
+    if request.method == "POST":
+        invalidation = invalidation_run(scope=scope, by=request.user)  # type: ignore[arg-type]
+        if invalidation.status == Invalidation.Status.DONE:
+            messages.success(
+                request, f"Invalidated {invalidation.removed} entries of {scope.describe()}."
+            )
+        else:
+            messages.error(request, "The invalidation stopped halfway; retry it to finish.")
+        return redirect("extractor:invalidation", pk=invalidation.pk)
+    context = {
+        "form": form,
+        "scope": scope,
+        "description": scope.describe(),
+        "count": invalidation_count(scope),
+    }
+    return render(request, "extractor/invalidate_confirm.html", context)
 
 
-def invalidation_detail(request: HttpRequest, pk: int = 0) -> HttpResponse:
-    return HttpResponse("not built yet", status=501)
+@require_GET
+@staff_required
+def invalidation_list(request: HttpRequest) -> HttpResponse:
+    invalidations = Invalidation.objects.select_related("requested_by")
+    page = Paginator(invalidations, PAGE_SIZE).get_page(request.GET.get("page"))
+    template = "extractor/invalidation_list.html"
+    if getattr(request, "htmx", False):
+        template += "#rows"
+    return render(request, template, {"page": page, "rows": with_target_labels(page)})
 
 
-def invalidation_retry(request: HttpRequest, pk: int = 0) -> HttpResponse:
-    return HttpResponse("not built yet", status=501)
+@require_GET
+@staff_required
+def invalidation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    invalidation = get_object_or_404(Invalidation.objects.select_related("requested_by"), pk=pk)
+    still_marked = Entry.objects.filter(
+        invalidation=invalidation, status=Entry.Status.INVALIDATING
+    ).count()
+    context = {
+        "invalidation": invalidation,
+        "row": with_target_labels([invalidation])[0],
+        "still_marked": still_marked,
+        "retryable": invalidation_retryable(invalidation),
+    }
+    return render(request, "extractor/invalidation_detail.html", context)
+
+
+@require_POST
+@staff_required
+def invalidation_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    invalidation = get_object_or_404(Invalidation, pk=pk)
+    if not invalidation_retryable(invalidation):
+        messages.info(request, "Only a failed or stalled invalidation can be retried; "
+                      "this one is not.")
+        return redirect("extractor:invalidation", pk=invalidation.pk)
+    invalidation = retry_invalidation(invalidation=invalidation)
+    if invalidation.status == Invalidation.Status.DONE:
+        messages.success(request, "The invalidation is finished.")
+    else:
+        messages.error(request, "The retry stopped again; the rest are still marked.")
+    return redirect("extractor:invalidation", pk=invalidation.pk)
+
+
+def with_target_labels(invalidations: Iterable[Invalidation]) -> list[InvalidationRow]:
+    """Name the schema versions a page's invalidations targeted, in one query."""
+    invalidations = list(invalidations)
+    version_ids = {
+        int(invalidation.target)
+        for invalidation in invalidations
+        if invalidation.action == Invalidation.Action.SCHEMA_VERSION
+        and invalidation.target.isdigit()
+    }
+    versions = SchemaVersion.objects.in_bulk(version_ids)
+    rows = []
+    for invalidation in invalidations:
+        label, url = invalidation.target, ""
+        if label.isdigit() and invalidation.action == Invalidation.Action.SCHEMA_VERSION:
+            version = versions.get(int(label))
+            label = f"{version} (#{label})" if version else f"#{label} (deleted)"
+        elif label.isdigit() and invalidation.action == Invalidation.Action.ENTRY:
+            label, url = f"entry #{label}", reverse("extractor:entry", args=[int(label)])
+        rows.append(InvalidationRow(invalidation, label, url))
+    return rows

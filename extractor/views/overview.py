@@ -1,14 +1,33 @@
+"""Overview, the landing page: what the cache saved, beside provider prompt caching."""
+
 from __future__ import annotations
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from extractor import selectors
+from extractor.auth import staff_required
+from extractor.forms import OverviewWindowForm
+from extractor.selectors.stats import overview as select_overview
 
 
 @require_GET
-@staff_member_required
+@staff_required
 def overview(request: HttpRequest) -> HttpResponse:
-    return render(request, "extractor/overview.html", {"stats": selectors.overall_stats()})
+    form = OverviewWindowForm(request.GET)
+    template = "extractor/overview.html"
+    htmx = getattr(request, "htmx", None)
+    if htmx and not htmx.history_restore_request:
+        template += "#body"
+    response = render(
+        request,
+        template,
+        {
+            "overview": select_overview(days=form.days_back()),
+            "window": form.window(),
+            "windows": OverviewWindowForm.CHOICES,
+        },
+    )
+    patch_vary_headers(response, ["HX-Request"])
+    return response

@@ -1,15 +1,107 @@
-"""Placeholder until the page is built."""
+"""Replay: call the LLM again for an entry, compare field by field, keep or replace."""
 
-from django.http import HttpRequest, HttpResponse
+from __future__ import annotations
+
+import logging
+
+from django.contrib import messages
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+from pydantic import ValidationError
+
+from extractor.auth import staff_required
+from extractor.caching.events import describe_error
+from extractor.llm import redact
+from extractor.models import Entry, Replay
+from extractor.selectors.diff import ADDED, CHANGED, REMOVED, SAME, output_diff
+from extractor.services import replay as replays
+
+logger = logging.getLogger(__name__)
 
 
-def replay_start(request: HttpRequest, pk: int = 0) -> HttpResponse:
-    return HttpResponse("not built yet", status=501)
+@require_POST
+@staff_required
+def replay_start(request: HttpRequest, pk: int) -> HttpResponse:
+    entry = get_object_or_404(Entry, pk=pk)
+    try:
+        replay = replays.entry_replay(entry=entry, by=_user(request))
+    except replays.ReplayImpossible as exc:
+        messages.error(request, f"The replay did not happen. {exc}")
+        return _redirect(request, reverse("extractor:entry", args=[entry.pk]))
+    return _redirect(request, reverse("extractor:replay", args=[replay.pk]))
 
 
-def replay_detail(request: HttpRequest, pk: int = 0) -> HttpResponse:
-    return HttpResponse("not built yet", status=501)
+@require_GET
+@staff_required
+def replay_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    replay = get_object_or_404(
+        Replay.objects.select_related(
+            "entry", "entry__schema_version", "replacement", "requested_by"
+        ),
+        pk=pk,
+    )
+    changes = output_diff(replay.entry.output, replay.output)
+    differences = [change for change in changes if change.kind != SAME]
+    kinds = {
+        kind: sum(1 for change in differences if change.kind == kind)
+        for kind in (CHANGED, ADDED, REMOVED)
+    }
+    return render(
+        request,
+        "extractor/replay.html",
+        {
+            "replay": replay,
+            "entry": replay.entry,
+            "changes": changes,
+            "differences": len(differences),
+            "kinds": {kind: count for kind, count in kinds.items() if count},
+            "can_replace": replay.accepted_at is None and replay.entry.status == Entry.Status.LIVE,
+        },
+    )
 
 
-def replay_accept(request: HttpRequest, pk: int = 0) -> HttpResponse:
-    return HttpResponse("not built yet", status=501)
+@require_POST
+@staff_required
+def replay_accept(request: HttpRequest, pk: int) -> HttpResponse:
+    replay = get_object_or_404(Replay.objects.select_related("entry"), pk=pk)
+    entry_url = reverse("extractor:entry", args=[replay.entry_id])
+    try:
+        replacement = replays.replay_accept(replay=replay, by=_user(request))
+    except (replays.ReplaceRefused, replays.ReplayImpossible) as exc:
+        messages.error(request, f"The cached value was not replaced. {exc}")
+        return HttpResponseRedirect(entry_url)
+    except ValidationError:
+        messages.error(
+            request,
+            "The cached value was not replaced: the fresh output no longer fits the function's "
+            "schema (it changed since the replay). Replay the entry again.",
+        )
+        return HttpResponseRedirect(entry_url)
+    except Exception as exc:
+        # Most likely the backend refused the write; nothing was changed in that case.
+        logger.exception("could not accept replay %s", replay.pk)
+        messages.error(
+            request, f"The cached value was not replaced: {redact(describe_error(exc))[:300]}"
+        )
+        return HttpResponseRedirect(entry_url)
+    messages.success(
+        request,
+        "The fresh output is now the cached value; callers with this input get it from the "
+        "cache. The old value is kept as history (replaced).",
+    )
+    return HttpResponseRedirect(reverse("extractor:entry", args=[replacement.pk]))
+
+
+def _user(request: HttpRequest) -> AbstractBaseUser | None:
+    return request.user if isinstance(request.user, AbstractBaseUser) else None
+
+
+def _redirect(request: HttpRequest, url: str) -> HttpResponse:
+    # An htmx POST would follow a plain redirect inside the XHR; make the browser go there.
+    if getattr(request, "htmx", False):
+        return HttpResponseClientRedirect(url)
+    return HttpResponseRedirect(url)

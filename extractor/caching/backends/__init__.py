@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from extractor.caching.backends.base import CacheBackend
 from extractor.caching.backends.disk import DiskBackend
@@ -45,7 +45,8 @@ def backend_from_url(url: str) -> CacheBackend:
         prefix = query.pop("prefix", DEFAULT_PREFIX)
         # Everything else in the query string is redis-py's own (db=, ssl_cert_reqs=, ...).
         rest = urlencode(query)
-        plain = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, ""))
+        # Not urlunsplit: it drops the "//" of unix:///path (no netloc), which redis-py refuses.
+        plain = f"{parts.scheme}://{parts.netloc}{parts.path}" + (f"?{rest}" if rest else "")
         return RedisBackend(plain, prefix=prefix)
     raise CacheConfigurationError(
         f"Unknown cache URL {_safe(url)!r}: use memory://?maxsize=N, disk:///path "

@@ -41,5 +41,9 @@ class CacheBackend(abc.ABC):
     async def aset(self, key: str, value: str, ttl: float | None = None) -> None:
         self.set(key, value, ttl)
 
+    def __bool__(self) -> bool:
+        # A backend is a backend even when empty (MemoryBackend has __len__).
+        return True
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.label}>"

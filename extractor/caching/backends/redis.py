@@ -9,6 +9,7 @@ call falls through to the LLM.
 from __future__ import annotations
 
 import asyncio
+import re
 import weakref
 from collections.abc import Iterable
 from itertools import islice
@@ -22,6 +23,7 @@ from extractor.caching.backends.base import CacheBackend
 
 DEFAULT_PREFIX = "cachesite:"
 _CHUNK = 1000
+_GLOB_SPECIAL = re.compile(r"[\\*?\[\]]")
 
 
 class RedisBackend(CacheBackend):
@@ -61,7 +63,9 @@ class RedisBackend(CacheBackend):
         return removed
 
     def clear(self) -> None:
-        for keys in _batched(self.client.scan_iter(match=self.prefix + "*", count=_CHUNK)):
+        # The prefix is matched literally: a "*" or "?" in it must not reach other keys.
+        pattern = _GLOB_SPECIAL.sub(r"\\\g<0>", self.prefix) + "*"
+        for keys in _batched(self.client.scan_iter(match=pattern, count=_CHUNK)):
             self.client.unlink(*keys)
 
     def close(self) -> None:

@@ -1,0 +1,3 @@
+from tests.services.conftest import redis_servers
+
+__all__ = ["redis_servers"]

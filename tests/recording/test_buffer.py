@@ -1,0 +1,158 @@
+"""DatabaseRecorder: buffers call records in memory and writes them in batches."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from extractor.caching import capture_calls
+from extractor.caching.envelope import Usage
+from extractor.caching.events import CallEvent, Outcome
+from extractor.models import Call, Entry
+from extractor.recording import DatabaseRecorder
+from tests.recording.helpers import person_model
+
+
+@pytest.mark.django_db
+def test_records_wait_in_the_buffer_until_flush_writes_them(fake_llm, make_extractor, use_recorder):
+    recorder = use_recorder(DatabaseRecorder(background=False))
+    extract = make_extractor(person_model())
+
+    extract("Ada Lovelace")
+    extract("Ada Lovelace")
+    extract("Ada Lovelace")
+
+    assert recorder.pending() == 3
+    assert not Call.objects.exists()
+    assert recorder.flush() == 3
+    assert recorder.pending() == 0
+    assert sorted(Call.objects.values_list("outcome", flat=True)) == ["hit", "hit", "miss"]
+    assert Entry.objects.get().hit_count == 2
+    assert recorder.flush() == 0
+
+
+@pytest.mark.django_db
+def test_hit_tuples_and_call_events_handed_to_record_are_written(
+    fake_llm, make_extractor, flush_records
+):
+    extract = make_extractor(person_model())
+    with capture_calls() as captured:
+        extract("Ada Lovelace")
+        extract("Ada Lovelace")
+    flush_records()  # what the installed recorder wrote
+    assert [type(record).__name__ for record in captured] == ["CallEvent", "tuple"]
+    Call.objects.all().delete()
+
+    recorder = DatabaseRecorder(background=False)
+    try:
+        for record in captured:
+            recorder.record(record)
+        assert recorder.pending() == 2
+        assert recorder.flush() == 2
+    finally:
+        recorder.close()
+
+    assert sorted(Call.objects.values_list("outcome", flat=True)) == ["hit", "miss"]
+
+
+@pytest.mark.django_db
+def test_a_bounded_buffer_keeps_only_the_newest_records_and_says_so(
+    fake_llm, make_extractor, flush_records, use_recorder, caplog
+):
+    extract = make_extractor(person_model())
+    extract("Ada Lovelace")
+    flush_records()
+    recorder = use_recorder(DatabaseRecorder(background=False, buffer_max=3))
+
+    with capture_calls() as captured:
+        for _ in range(5):
+            extract("Ada Lovelace")
+
+    assert len(captured) == 5
+    assert recorder.pending() == 3
+    with caplog.at_level(logging.WARNING, logger="extractor.recording"):
+        assert recorder.flush() == 3
+    assert "buffer was full (3)" in caplog.text
+    written = sorted(Call.objects.filter(outcome="hit").values_list("latency_ms", flat=True))
+    newest = sorted(latency * 1000 for _info, _key, _started, latency in captured[-3:])
+    assert written == newest
+    assert Entry.objects.get().hit_count == 3
+
+
+@pytest.mark.django_db
+def test_one_bad_record_does_not_sink_the_good_ones_in_its_batch(
+    fake_llm, make_extractor, use_recorder, caplog
+):
+    recorder = use_recorder(DatabaseRecorder(background=False))
+    extract = make_extractor(person_model())
+    extract("Ada Lovelace")
+    extract("Ada Lovelace")
+    info = extract.cache.info
+    # A bypass whose usage a database cannot hold: token counts are never negative.
+    bad_envelope = extract.cache.envelope_type(
+        schema_fingerprint=info.schema_fingerprint,
+        output=info.response_model(name="Bad"),
+        usage=Usage(prompt_tokens=-1),
+        created_at=time.time(),
+    )
+    recorder.record(
+        CallEvent(
+            Outcome.BYPASS,
+            info,
+            extract.cache.cache_key("Bad"),
+            b'["Bad","gpt-4o-mini"]',
+            time.perf_counter(),
+            0.01,
+            bad_envelope,
+        )
+    )
+    extract("Ada Lovelace")
+
+    with caplog.at_level(logging.ERROR, logger="extractor.recording"):
+        written = recorder.flush()
+
+    assert written == 3
+    assert recorder.pending() == 0
+    assert sorted(Call.objects.values_list("outcome", flat=True)) == ["hit", "hit", "miss"]
+    assert Entry.objects.get().hit_count == 2
+    assert "writing one by one" in caplog.text
+    assert "dropped a call record" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_background_recorder_writes_without_an_explicit_flush(
+    fake_llm, make_extractor, use_recorder
+):
+    recorder = use_recorder(DatabaseRecorder(background=True, flush_seconds=0.05))
+    extract = make_extractor(person_model())
+
+    extract("Ada Lovelace")
+    extract("Ada Lovelace")
+    extract("Ada Lovelace")
+
+    deadline = time.monotonic() + 10  # generous: the writer wakes every 0.05 s
+    while Call.objects.count() < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert Call.objects.count() == 3
+    assert recorder.pending() == 0
+    entry = Entry.objects.get()
+    deadline = time.monotonic() + 10
+    while entry.hit_count < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+        entry.refresh_from_db()
+    assert entry.hit_count == 2
+
+
+@pytest.mark.django_db
+def test_close_writes_what_is_left(fake_llm, make_extractor, use_recorder):
+    recorder = use_recorder(DatabaseRecorder(background=True, flush_seconds=60))
+    extract = make_extractor(person_model())
+    extract("Ada Lovelace")
+    extract("Ada Lovelace")
+
+    recorder.close()
+
+    assert recorder.pending() == 0
+    assert Call.objects.count() == 2
