@@ -232,8 +232,10 @@ def run_one(label: str, backend_url: str, count: int) -> Result:
     version = schema_version_of(cached)
     started = time.perf_counter()
     keys = seed(cached, inputs, version)
-    print(f"  {label}: seeded {count:,} values and rows in {time.perf_counter() - started:.1f} s "
-          f"({cached.backend().label})")
+    print(
+        f"  {label}: seeded {count:,} values and rows in {time.perf_counter() - started:.1f} s "
+        f"({cached.backend().label})"
+    )
     problems: list[str] = []
     try:
         wrapper(inputs[0])
@@ -305,8 +307,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from django.db import connection
 
         stack.callback(close_database)
-        print(f"Invalidating {arguments.count:,} entries of one schema version "
-              f"(Django on {connection.vendor}, {data_dir})")
+        print(
+            f"Invalidating {arguments.count:,} entries of one schema version "
+            f"(Django on {connection.vendor}, {data_dir})"
+        )
         backends: list[tuple[str, str]] = []
         if "disk" in wanted:
             backends.append(("disk", f"disk://{data_dir / 'cache'}"))
@@ -329,8 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for result in results:
         rate = result.count / result.seconds if result.seconds else float("inf")
         check = "ok" if not result.problems else "; ".join(result.problems)
-        print(f"{result.backend:<8} {result.count:>9,} {result.seconds:>8.2f} {rate:>10,.0f} "
-              f"{result.first_chunk_seconds:>11.2f}s  {check}")
+        print(
+            f"{result.backend:<8} {result.count:>9,} {result.seconds:>8.2f} {rate:>10,.0f} "
+            f"{result.first_chunk_seconds:>11.2f}s  {check}"
+        )
     return 1 if any(result.problems for result in results) else 0
 
 

@@ -20,8 +20,16 @@ class CachedFunctionAdmin(admin.ModelAdmin[CachedFunction]):
 
 @admin.register(Entry)
 class EntryAdmin(admin.ModelAdmin[Entry]):
-    list_display = ["key", "function", "schema_version", "llm_model", "status", "hit_count",
-                    "created_at", "last_hit_at"]
+    list_display = [
+        "key",
+        "function",
+        "schema_version",
+        "llm_model",
+        "status",
+        "hit_count",
+        "created_at",
+        "last_hit_at",
+    ]
     list_filter = ["status", "function", "llm_model"]
     search_fields = ["key", "input_preview"]
     list_select_related = ["schema_version"]
@@ -39,6 +47,13 @@ class CallAdmin(admin.ModelAdmin[Call]):
 
 @admin.register(Invalidation)
 class InvalidationAdmin(admin.ModelAdmin[Invalidation]):
-    list_display = ["created_at", "action", "target", "requested_by", "status", "matched",
-                    "removed"]
+    list_display = [
+        "created_at",
+        "action",
+        "target",
+        "requested_by",
+        "status",
+        "matched",
+        "removed",
+    ]
     list_filter = ["action", "status"]

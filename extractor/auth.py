@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 View = TypeVar("View", bound=Callable[..., HttpResponse])
+
+
+def acting_user(request: HttpRequest) -> User | None:
+    """The logged-in user behind a change, for its history (None if anonymous)."""
+    user = request.user
+    return user if user.is_authenticated else None
 
 
 def staff_required(view: View) -> View:

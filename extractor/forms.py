@@ -24,11 +24,16 @@ class ExtractForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["schema"].choices = [(name, name) for name in registered_schemas()]
-        self.fields["model"].choices = [(name, name) for name in settings.EXTRACTOR_MODELS]
+        self._choose("schema", [(name, name) for name in registered_schemas()])
+        self._choose("model", [(name, name) for name in settings.EXTRACTOR_MODELS])
         self.fields["model"].initial = settings.EXTRACTOR_DEFAULT_MODEL
         limit = settings.EXTRACTOR_MAX_TEXT_BYTES
         self.fields["text"].help_text = f"Up to {filesizeformat(limit)}."
+
+    def _choose(self, name: str, choices: list[tuple[str, str]]) -> None:
+        field = self.fields[name]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = choices
 
     def clean_text(self) -> str:
         text: str = self.cleaned_data["text"]
@@ -104,12 +109,18 @@ class SchemaCompareForm(forms.Form):
 
     name = forms.CharField(required=False, max_length=255)
     a = forms.IntegerField(
-        min_value=1, error_messages={"required": "Choose a version to compare from.",
-                                     "invalid": "Version ids are whole numbers."}
+        min_value=1,
+        error_messages={
+            "required": "Choose a version to compare from.",
+            "invalid": "Version ids are whole numbers.",
+        },
     )
     b = forms.IntegerField(
-        min_value=1, error_messages={"required": "Choose a version to compare with.",
-                                     "invalid": "Version ids are whole numbers."}
+        min_value=1,
+        error_messages={
+            "required": "Choose a version to compare with.",
+            "invalid": "Version ids are whole numbers.",
+        },
     )
 
     def clean(self) -> dict[str, Any]:
@@ -168,15 +179,15 @@ class EntryFilterForm(forms.Form):
             set(CachedFunction.objects.values_list("name", flat=True))
             | set(Entry.objects.order_by().values_list("function", flat=True).distinct())
         )
-        self._choose("function", "All functions", [
-            (name, name.replace(":", ".").rsplit(".", 1)[-1]) for name in functions
-        ])
+        self._choose(
+            "function",
+            "All functions",
+            [(name, name.replace(":", ".").rsplit(".", 1)[-1]) for name in functions],
+        )
         versions = list(SchemaVersion.objects.order_by("name", "number"))
         names = dict.fromkeys(version.name for version in versions)
         self._choose("schema", "All schemas", [(name, name.rsplit(".", 1)[-1]) for name in names])
-        self._choose(
-            "schema_version", "All versions", [(str(v.pk), str(v)) for v in versions]
-        )
+        self._choose("schema_version", "All versions", [(str(v.pk), str(v)) for v in versions])
         models = (
             Entry.objects.exclude(llm_model="")
             .order_by("llm_model")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from functools import lru_cache
 
 import instructor
@@ -90,19 +91,25 @@ def describe_provider_error(exc: BaseException) -> str:
     return redact(f"The extraction failed: {type(exc).__name__}: {exc}")
 
 
+# Provider key shapes (OpenAI "sk-...", "sk-proj-...", Anthropic "sk-ant-..."), for
+# errors raised by a user's own decorated function with a key we were never told.
+_KEY_PATTERN = re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}")
+
+
 def redact(text: str) -> str:
-    """`text` with the configured API key blanked out."""
+    """`text` with the configured API key, and anything shaped like one, blanked out."""
     key = settings.OPENAI_API_KEY
-    return text.replace(key, "***") if key and len(key) >= 8 else text
+    if key and len(key) >= 8:
+        text = text.replace(key, "***")
+    return _KEY_PATTERN.sub("sk-***", text)
 
 
 class RedactSecretsFilter(logging.Filter):
     """Logging filter: libraries log provider errors verbatim; keys must not reach logs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        key = settings.OPENAI_API_KEY if settings.configured else ""
-        if key and len(key) >= 8:
-            message = record.getMessage()
-            if key in message:
-                record.msg, record.args = message.replace(key, "***"), None
+        message = record.getMessage()
+        redacted = redact(message) if settings.configured else message
+        if redacted != message:
+            record.msg, record.args = redacted, None
         return True

@@ -185,7 +185,11 @@ class Call(models.Model):
     key = models.CharField(max_length=64, db_index=True)
     function = models.CharField(max_length=255)
     schema_version = models.ForeignKey(
-        SchemaVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="calls",
+        SchemaVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="calls",
         db_index=False,
     )
     outcome = models.CharField(max_length=10, choices=Outcome.choices)

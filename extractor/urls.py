@@ -1,6 +1,15 @@
 from django.urls import path
 
-from extractor.views import calls, entries, entry_detail, extract, invalidate, overview, replay, schemas
+from extractor.views import (
+    calls,
+    entries,
+    entry_detail,
+    extract,
+    invalidate,
+    overview,
+    replay,
+    schemas,
+)
 
 app_name = "extractor"
 

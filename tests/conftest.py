@@ -69,3 +69,10 @@ def flush_records():
         get_recorder().flush()
 
     return flush
+
+
+def pytest_collection_modifyitems(items):
+    """Browser tests last: Playwright's sync API leaves an event loop running in the
+    main thread for the rest of the session, and asyncio.run() refuses to start
+    inside one."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

@@ -56,8 +56,12 @@ class EntryFactory(factory.django.DjangoModelFactory):
     schema_version = factory.SubFactory(SchemaVersionFactory)
     code_fingerprint = factory.LazyFunction(lambda: _hex("code-v1"))
     input_fingerprint = factory.Sequence(lambda n: _hex(f"input-{n}"))
-    arguments = factory.Sequence(lambda n: {"text": f"Person {n} is {20 + n % 50}", "model": "gpt-4o-mini"})
-    input_preview = factory.LazyAttribute(lambda o: " · ".join(str(v) for v in o.arguments.values()))
+    arguments = factory.Sequence(
+        lambda n: {"text": f"Person {n} is {20 + n % 50}", "model": "gpt-4o-mini"}
+    )
+    input_preview = factory.LazyAttribute(
+        lambda o: " · ".join(str(v) for v in o.arguments.values())
+    )
     output = factory.Sequence(lambda n: {"name": f"Person {n}", "age": 20 + n % 50})
     llm_provider = "openai"
     llm_model = "gpt-4o-mini"

@@ -133,7 +133,9 @@ class CacheOptions:
         model_argument: str | None,
     ) -> None:
         if backend is not None and not isinstance(backend, (str, CacheBackend)):
-            raise TypeError(f"backend must be a URL or a CacheBackend, not {type(backend).__name__}")
+            raise TypeError(
+                f"backend must be a URL or a CacheBackend, not {type(backend).__name__}"
+            )
         if isinstance(backend, str):
             backend = shared_backend(backend)  # a bad URL fails here, at decoration
         if ttl is not None:
@@ -141,7 +143,9 @@ class CacheOptions:
                 raise TypeError(f"ttl must be a number of seconds, not {type(ttl).__name__}")
             if ttl <= 0:
                 raise CacheConfigurationError(f"ttl must be positive, got {ttl}")
-        if version is not None and (isinstance(version, bool) or not isinstance(version, (str, int))):
+        if version is not None and (
+            isinstance(version, bool) or not isinstance(version, (str, int))
+        ):
             raise TypeError(f"version must be a str or int, not {type(version).__name__}")
         if not isinstance(namespace, str):
             raise TypeError(f"namespace must be a str, not {type(namespace).__name__}")
@@ -253,14 +257,17 @@ class CachedFunction:
             key, arguments = build_key(args, kwargs)
             if not state.enabled or bypassed():
                 return self._call_uncached(args, kwargs, key, arguments, started, Outcome.BYPASS)
-            reason = error = None
+            reason: str | None = None
+            error: str | None = None
             if started < self._down_until:
                 reason, error = MissReason.BACKEND_ERROR, self._down_error
             else:
                 try:
                     # "is not None": an empty MemoryBackend is falsy (it has __len__).
-                    backend = fixed_backend if fixed_backend is not None else (
-                        state.backend or state.resolve_backend()
+                    backend = (
+                        fixed_backend
+                        if fixed_backend is not None
+                        else (state.backend or state.resolve_backend())
                     )
                     raw = backend.get(key)
                 except Exception as exc:
@@ -301,12 +308,16 @@ class CachedFunction:
                 return await self._acall_uncached(
                     args, kwargs, key, arguments, started, Outcome.BYPASS
                 )
+            reason: str | None = None
+            error: str | None = None
             if started < self._down_until:
                 reason, error = MissReason.BACKEND_ERROR, self._down_error
             else:
                 try:
-                    backend = fixed_backend if fixed_backend is not None else (
-                        state.backend or state.resolve_backend()
+                    backend = (
+                        fixed_backend
+                        if fixed_backend is not None
+                        else (state.backend or state.resolve_backend())
                     )
                     raw = await backend.aget(key)
                 except Exception as exc:
@@ -323,21 +334,27 @@ class CachedFunction:
     # -- misses ---------------------------------------------------------------------
 
     def _miss(
-        self, call: Arguments, key: str, arguments: bytes, started: float,
-        reason: str | None, error: str | None,
+        self,
+        call: Arguments,
+        key: str,
+        arguments: bytes,
+        started: float,
+        reason: str | None,
+        error: str | None,
     ) -> Any:
         def compute() -> Any:
             result = self._run(call, key, arguments, started, reason)
             envelope = self._envelope_for(result, started)
-            stored, set_reason, set_error = False, None, None
+            stored, set_error = False, None
             if envelope is not None and self._backend_usable():
                 try:
                     self.backend().set(key, envelope.model_dump_json(), self.ttl())
                     stored = True
                 except Exception as exc:
-                    set_reason, set_error = self._backend_failed(exc, perf_counter())
-            self._record_miss(key, arguments, started, envelope, stored,
-                              reason or set_reason, error or set_error)
+                    set_error = self._backend_failed(exc, perf_counter())[1]
+            # A failed store is noted as the call's error; why it missed stays
+            # what the read said (the recorder explains a plain miss).
+            self._record_miss(key, arguments, started, envelope, stored, reason, error or set_error)
             return result
 
         result, shared = self._flight.run(key, compute)
@@ -346,21 +363,27 @@ class CachedFunction:
         return result
 
     async def _amiss(
-        self, call: Arguments, key: str, arguments: bytes, started: float,
-        reason: str | None, error: str | None,
+        self,
+        call: Arguments,
+        key: str,
+        arguments: bytes,
+        started: float,
+        reason: str | None,
+        error: str | None,
     ) -> Any:
         async def compute() -> Any:
             result = await self._arun(call, key, arguments, started, reason)
             envelope = self._envelope_for(result, started)
-            stored, set_reason, set_error = False, None, None
+            stored, set_error = False, None
             if envelope is not None and self._backend_usable():
                 try:
                     await self.backend().aset(key, envelope.model_dump_json(), self.ttl())
                     stored = True
                 except Exception as exc:
-                    set_reason, set_error = self._backend_failed(exc, perf_counter())
-            self._record_miss(key, arguments, started, envelope, stored,
-                              reason or set_reason, error or set_error)
+                    set_error = self._backend_failed(exc, perf_counter())[1]
+            # A failed store is noted as the call's error; why it missed stays
+            # what the read said (the recorder explains a plain miss).
+            self._record_miss(key, arguments, started, envelope, stored, reason, error or set_error)
             return result
 
         result, shared = await self._async_flight.run(key, compute)
@@ -368,41 +391,77 @@ class CachedFunction:
             self._record_shared(key, started)
         return result
 
-    def _run(self, call: Arguments, key: str, arguments: bytes, started: float,
-             reason: str | None) -> Any:
+    def _run(
+        self, call: Arguments, key: str, arguments: bytes, started: float, reason: str | None
+    ) -> Any:
         try:
             return self.func(*call[0], **call[1])
         except Exception as exc:
             self._record_error(key, arguments, started, reason, exc)
             raise
 
-    async def _arun(self, call: Arguments, key: str, arguments: bytes, started: float,
-                    reason: str | None) -> Any:
+    async def _arun(
+        self, call: Arguments, key: str, arguments: bytes, started: float, reason: str | None
+    ) -> Any:
         try:
             return await self.func(*call[0], **call[1])
         except Exception as exc:
             self._record_error(key, arguments, started, reason, exc)
             raise
 
-    def _call_uncached(self, args: tuple[Any, ...], kwargs: dict[str, Any], key: str,
-                       arguments: bytes, started: float, outcome: str) -> Any:
+    def _call_uncached(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        key: str,
+        arguments: bytes,
+        started: float,
+        outcome: str,
+    ) -> Any:
         result = self._run((args, kwargs), key, arguments, started, None)
-        self._record(CallEvent(outcome, self.info, key, arguments, started,
-                               perf_counter() - started, self._envelope_for(result, started)))
+        self._record(
+            CallEvent(
+                outcome,
+                self.info,
+                key,
+                arguments,
+                started,
+                perf_counter() - started,
+                self._envelope_for(result, started),
+            )
+        )
         return result
 
-    async def _acall_uncached(self, args: tuple[Any, ...], kwargs: dict[str, Any], key: str,
-                              arguments: bytes, started: float, outcome: str) -> Any:
+    async def _acall_uncached(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        key: str,
+        arguments: bytes,
+        started: float,
+        outcome: str,
+    ) -> Any:
         result = await self._arun((args, kwargs), key, arguments, started, None)
-        self._record(CallEvent(outcome, self.info, key, arguments, started,
-                               perf_counter() - started, self._envelope_for(result, started)))
+        self._record(
+            CallEvent(
+                outcome,
+                self.info,
+                key,
+                arguments,
+                started,
+                perf_counter() - started,
+                self._envelope_for(result, started),
+            )
+        )
         return result
 
     def _envelope_for(self, result: Any, started: float) -> Envelope[Any] | None:
         if not isinstance(result, self.response_model):
             logger.warning(
                 "%s returned %s instead of %s; not cached",
-                self.info.name, type(result).__name__, self.response_model.__name__,
+                self.info.name,
+                type(result).__name__,
+                self.response_model.__name__,
             )
             return None
         completion = completion_info(result)
@@ -449,22 +508,53 @@ class CachedFunction:
         except Exception:  # recording is best effort; the caller's result is not
             logger.exception("could not record a call of %s", self.info.name)
 
-    def _record_miss(self, key: str, arguments: bytes, started: float,
-                     envelope: Envelope[Any] | None, stored: bool, reason: str | None,
-                     error: str | None) -> None:
-        self._record(CallEvent(Outcome.MISS, self.info, key, arguments, started,
-                               perf_counter() - started, envelope, stored, reason, error,
-                               self.ttl()))
+    def _record_miss(
+        self,
+        key: str,
+        arguments: bytes,
+        started: float,
+        envelope: Envelope[Any] | None,
+        stored: bool,
+        reason: str | None,
+        error: str | None,
+    ) -> None:
+        self._record(
+            CallEvent(
+                Outcome.MISS,
+                self.info,
+                key,
+                arguments,
+                started,
+                perf_counter() - started,
+                envelope,
+                stored,
+                reason,
+                error,
+                self.ttl(),
+            )
+        )
 
     def _record_shared(self, key: str, started: float) -> None:
         # Another caller computed this value while we waited: served without an LLM call.
         self._record((self.info, key, started, perf_counter() - started))
 
-    def _record_error(self, key: str, arguments: bytes, started: float, reason: str | None,
-                      exc: BaseException) -> None:
-        self._record(CallEvent(Outcome.ERROR, self.info, key, arguments, started,
-                               perf_counter() - started, None, False, reason,
-                               describe_error(exc)))
+    def _record_error(
+        self, key: str, arguments: bytes, started: float, reason: str | None, exc: BaseException
+    ) -> None:
+        self._record(
+            CallEvent(
+                Outcome.ERROR,
+                self.info,
+                key,
+                arguments,
+                started,
+                perf_counter() - started,
+                None,
+                False,
+                reason,
+                describe_error(exc),
+            )
+        )
 
     # -- tools for the dashboard and scripts ----------------------------------------
 

@@ -36,7 +36,7 @@ state = CacheDefaults()
 def configure(
     *,
     url: str | None = None,
-    ttl: float | None | object = ...,
+    ttl: float | object | None = ...,
     enabled: bool | None = None,
     retry_after: float | None = None,
 ) -> CacheDefaults:

@@ -16,7 +16,7 @@ from typing_extensions import TypedDict
 
 from extractor.caching.errors import CorruptValue
 
-ENVELOPE_FORMAT = 1
+ENVELOPE_FORMAT: Literal[1] = 1
 
 OutputT = TypeVar("OutputT", bound=BaseModel)
 

@@ -139,4 +139,3 @@ def describe_error(exc: BaseException) -> str:
     text = str(exc).strip()
     name = type(exc).__qualname__
     return f"{name}: {text}" if text else name
-

@@ -141,9 +141,7 @@ class ArgumentBinder:
         self._defaults = tuple(p.default for p in params)
         # A call passing exactly this many positional arguments needs no binding
         # (-1 when the signature has *args, **kwargs or keyword-only parameters).
-        self.all_positional_count = (
-            self._count if self._positional_count == self._count else -1
-        )
+        self.all_positional_count = self._count if self._positional_count == self._count else -1
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
         if not kwargs and len(args) == self._positional_count == self._count:

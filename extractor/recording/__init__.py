@@ -24,8 +24,6 @@ def install_recorder() -> DatabaseRecorder:
     return recorder
 
 
-def flush() -> int:
+def flush() -> None:
     """Write every buffered call record now; pages call this before reading them."""
-    recorder = get_recorder()
-    recorder.flush()
-    return recorder.pending() if isinstance(recorder, DatabaseRecorder) else 0
+    get_recorder().flush()

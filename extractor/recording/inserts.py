@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import connection
+from django.db.models import Field
 
 from extractor.models import Call, Entry
 
@@ -44,7 +45,7 @@ _CHUNK = 1000  # rows per statement at most
 def _insert_sql(rows: int, placeholder: str) -> str:
     quote = connection.ops.quote_name
     table = quote(Call._meta.db_table)
-    columns = ", ".join(quote(Call._meta.get_field(_field(c)).column) for c in CALL_COLUMNS)
+    columns = ", ".join(quote(_column(name)) for name in CALL_COLUMNS)
     values = "(" + ", ".join([placeholder] * len(CALL_COLUMNS)) + ")"
     return f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([values] * rows)
 
@@ -55,6 +56,12 @@ def _parameter_limit() -> int:
         connection.ensure_connection()
         return int(connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
     return 60_000  # PostgreSQL's protocol allows 65535 parameters per statement
+
+
+def _column(name: str) -> str:
+    field = Call._meta.get_field(_field(name))
+    assert isinstance(field, Field)
+    return str(field.column)
 
 
 def _field(column: str) -> str:

@@ -67,4 +67,3 @@ def _why_key_went_missing(entry: Entry, at: datetime) -> tuple[str, str]:
     if entry.expires_at is not None and entry.expires_at <= at:
         return MissReason.EXPIRED, f"expired at {entry.expires_at:%Y-%m-%d %H:%M:%S}"
     return MissReason.EVICTED, "the backend no longer held the value"
-

@@ -95,9 +95,7 @@ def schema_version_for(info: FunctionInfo) -> SchemaVersion:
     raise IntegrityError(f"could not number a new version of {info.schema_name}")
 
 
-def _latest_sighting(
-    hits: list[HitRecord], computed: list[CallEvent]
-) -> dict[FunctionInfo, float]:
+def _latest_sighting(hits: list[HitRecord], computed: list[CallEvent]) -> dict[FunctionInfo, float]:
     """Each function seen in the batch, with when it was last called."""
     seen: dict[FunctionInfo, float] = {}
     for info, _key, started, _latency in hits:
@@ -311,8 +309,14 @@ def _entries_by_key(
     keys = list(by_key)
     for start in range(0, len(keys), 500):
         rows = Entry.objects.filter(key__in=keys[start : start + 500]).only(
-            "id", "key", "status", "schema_version_id", "llm_provider", "llm_model",
-            "input_preview", "created_at",
+            "id",
+            "key",
+            "status",
+            "schema_version_id",
+            "llm_provider",
+            "llm_model",
+            "input_preview",
+            "created_at",
         )
         for entry in rows.order_by("key", "created_at", "id"):
             current = found.get(entry.key)

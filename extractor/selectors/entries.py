@@ -52,9 +52,7 @@ def entries_in_state(entries: QuerySet[Entry], state: str) -> QuerySet[Entry]:
     if state == EntryState.EXPIRED:
         return entries.filter(status=Entry.Status.LIVE, expires_at__lte=now)
     if state == EntryState.INVALIDATED:
-        return entries.filter(
-            status__in=[Entry.Status.INVALIDATED, Entry.Status.INVALIDATING]
-        )
+        return entries.filter(status__in=[Entry.Status.INVALIDATED, Entry.Status.INVALIDATING])
     if state == EntryState.REPLACED:
         return entries.filter(status=Entry.Status.REPLACED)
     return entries

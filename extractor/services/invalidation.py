@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
@@ -25,6 +25,9 @@ from extractor.caching.defaults import default_backend
 from extractor.caching.events import describe_error
 from extractor.models import Entry, Invalidation
 from extractor.selectors.entries import InvalidationScope, entries_in_scope
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger("extractor.invalidation")
 
@@ -44,7 +47,7 @@ def invalidation_count(scope: InvalidationScope) -> int:
 def invalidation_run(
     *,
     scope: InvalidationScope,
-    by: AbstractBaseUser | None,
+    by: User | None,
     progress: Progress | None = None,
 ) -> Invalidation:
     recording.flush()  # rows for values cached a moment ago must be matched too
@@ -112,9 +115,9 @@ def _delete_chunks(invalidation: Invalidation) -> Iterator[list[int]]:
     last_id = 0
     while True:
         chunk = list(
-            marked.filter(pk__gt=last_id).order_by("pk").values_list("pk", "key", "function")[
-                :CHUNK
-            ]
+            marked.filter(pk__gt=last_id)
+            .order_by("pk")
+            .values_list("pk", "key", "function")[:CHUNK]
         )
         if not chunk:
             return

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from time import perf_counter, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,6 +21,9 @@ from extractor.llm import describe_provider_error
 from extractor.models import Entry, Replay
 from extractor.recording.writer import store_entry
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 class ReplayImpossible(Exception):
     """The entry's call cannot be re-invoked; the message says why."""
@@ -32,7 +34,7 @@ def replay_target(entry: Entry) -> CachedFunction:
     cached, why = registry.locate(entry.function)
     if cached is None:
         raise ReplayImpossible(f"{entry.function} cannot be re-invoked: {why}.")
-    if cached.info.has_key_function or entry.arguments is None:
+    if cached.info.has_key_function or not isinstance(entry.arguments, dict):
         raise ReplayImpossible(
             "This entry's arguments were not recorded (its function uses a key function, "
             "or the entry was first seen on a hit), so its call cannot be repeated."
@@ -40,10 +42,10 @@ def replay_target(entry: Entry) -> CachedFunction:
     return cached
 
 
-def entry_replay(*, entry: Entry, by: AbstractBaseUser | None) -> Replay:
+def entry_replay(*, entry: Entry, by: User | None) -> Replay:
     """Call the LLM for real with the entry's arguments; nothing is cached."""
     cached = replay_target(entry)
-    arguments: dict[str, Any] = entry.arguments
+    arguments: dict[str, Any] = entry.arguments  # type: ignore[assignment]  # checked above
     started = perf_counter()
     try:
         if cached.is_async:
@@ -77,7 +79,7 @@ class ReplaceRefused(Exception):
     pass
 
 
-def replay_accept(*, replay: Replay, by: AbstractBaseUser | None) -> Entry:
+def replay_accept(*, replay: Replay, by: User | None) -> Entry:
     """Store the replay's output as the cached value; the old entry becomes "replaced".
 
     The value goes under the key the function uses now: for an entry that is
@@ -91,7 +93,7 @@ def replay_accept(*, replay: Replay, by: AbstractBaseUser | None) -> Entry:
             f"The entry is {entry.get_status_display().lower()} now; replay it again."
         )
     cached = replay_target(entry)
-    arguments: dict[str, Any] = entry.arguments
+    arguments: dict[str, Any] = entry.arguments  # type: ignore[assignment]  # checked above
     output = cached.response_model.model_validate(replay.output)
     key = cached.cache_key(**arguments)
     envelope = cached.envelope_type(
@@ -99,9 +101,7 @@ def replay_accept(*, replay: Replay, by: AbstractBaseUser | None) -> Entry:
         output=output,
         llm_provider=entry.llm_provider,
         llm_model=replay.llm_model or entry.llm_model,
-        usage=Usage(
-            prompt_tokens=replay.prompt_tokens, completion_tokens=replay.completion_tokens
-        ),
+        usage=Usage(prompt_tokens=replay.prompt_tokens, completion_tokens=replay.completion_tokens),
         latency_ms=replay.latency_ms,
         created_at=time(),
     )

@@ -30,7 +30,7 @@ def short_key(value: str) -> str:
 
 @register.filter
 def short_name(value: str) -> str:
-    """"module:qualname" or a dotted path -> the last part."""
+    """ "module:qualname" or a dotted path -> the last part."""
     return value.replace(":", ".").rsplit(".", 1)[-1]
 
 

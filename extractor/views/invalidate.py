@@ -95,8 +95,9 @@ def invalidation_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def invalidation_retry(request: HttpRequest, pk: int) -> HttpResponse:
     invalidation = get_object_or_404(Invalidation, pk=pk)
     if not invalidation_retryable(invalidation):
-        messages.info(request, "Only a failed or stalled invalidation can be retried; "
-                      "this one is not.")
+        messages.info(
+            request, "Only a failed or stalled invalidation can be retried; this one is not."
+        )
         return redirect("extractor:invalidation", pk=invalidation.pk)
     invalidation = retry_invalidation(invalidation=invalidation)
     if invalidation.status == Invalidation.Status.DONE:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from django.contrib import messages
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -13,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from pydantic import ValidationError
 
-from extractor.auth import staff_required
+from extractor.auth import acting_user, staff_required
 from extractor.caching.events import describe_error
 from extractor.llm import redact
 from extractor.models import Entry, Replay
@@ -28,7 +27,7 @@ logger = logging.getLogger(__name__)
 def replay_start(request: HttpRequest, pk: int) -> HttpResponse:
     entry = get_object_or_404(Entry, pk=pk)
     try:
-        replay = replays.entry_replay(entry=entry, by=_user(request))
+        replay = replays.entry_replay(entry=entry, by=acting_user(request))
     except replays.ReplayImpossible as exc:
         messages.error(request, f"The replay did not happen. {exc}")
         return _redirect(request, reverse("extractor:entry", args=[entry.pk]))
@@ -70,7 +69,7 @@ def replay_accept(request: HttpRequest, pk: int) -> HttpResponse:
     replay = get_object_or_404(Replay.objects.select_related("entry"), pk=pk)
     entry_url = reverse("extractor:entry", args=[replay.entry_id])
     try:
-        replacement = replays.replay_accept(replay=replay, by=_user(request))
+        replacement = replays.replay_accept(replay=replay, by=acting_user(request))
     except (replays.ReplaceRefused, replays.ReplayImpossible) as exc:
         messages.error(request, f"The cached value was not replaced. {exc}")
         return HttpResponseRedirect(entry_url)
@@ -94,10 +93,6 @@ def replay_accept(request: HttpRequest, pk: int) -> HttpResponse:
         "cache. The old value is kept as history (replaced).",
     )
     return HttpResponseRedirect(reverse("extractor:entry", args=[replacement.pk]))
-
-
-def _user(request: HttpRequest) -> AbstractBaseUser | None:
-    return request.user if isinstance(request.user, AbstractBaseUser) else None
 
 
 def _redirect(request: HttpRequest, url: str) -> HttpResponse:

@@ -54,16 +54,35 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 @pytest.fixture
-def staff_login(transactional_db, live_server, page: Page):
+def no_js_page(browser: Browser) -> Iterator[Page]:
+    """A page in its own context with JavaScript switched off: htmx never runs."""
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def staff_user(transactional_db):
+    return get_user_model().objects.create_user(username="grace", password=PASSWORD, is_staff=True)
+
+
+def log_in(page: Page, base_url: str) -> Page:
+    """Log in as the staff user through the real login form (plain POST, no JS needed)."""
+    page.goto(f"{base_url}/login/")
+    page.get_by_label("Username").fill("grace")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{base_url}/")
+    return page
+
+
+@pytest.fixture
+def staff_login(staff_user, live_server, page: Page):
     """Log in through the real login form as a staff user; return the page."""
-    get_user_model().objects.create_user(username="grace", password=PASSWORD, is_staff=True)
 
     def login() -> Page:
-        page.goto(f"{live_server.url}/login/")
-        page.get_by_label("Username").fill("grace")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url(f"{live_server.url}/")
-        return page
+        return log_in(page, live_server.url)
 
     return login

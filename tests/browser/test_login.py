@@ -18,5 +18,6 @@ def test_anonymous_visitors_land_on_the_login_form(live_server, page, transactio
 def test_staff_log_in_and_reach_the_overview(staff_login):
     page = staff_login()
 
-    expect(page.get_by_role("link", name="Extract")).to_be_visible()
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link", name="Extract")).to_be_visible()
     expect(page.get_by_role("button", name="Log out")).to_be_visible()

@@ -40,7 +40,9 @@ def test_yes_invalidates_and_prints_the_count(entries):
     assert "Invalidated 3 entries (invalidation #" in out
     invalidation = Invalidation.objects.get()
     assert (invalidation.action, invalidation.target, invalidation.status) == (
-        "function", FUNCTION, "done"
+        "function",
+        FUNCTION,
+        "done",
     )
     assert invalidation.requested_by is None
     assert invalidation.entries.count() == 3
@@ -123,3 +125,11 @@ def test_only_a_failed_invalidation_can_be_retried(entries):
         run("--retry", str(done.pk), "--yes")
     with pytest.raises(CommandError, match="There is no invalidation #999"):
         run("--retry", "999", "--yes")
+
+
+def test_verbosity_two_leaves_the_progress_bar_on_stderr(entries):
+    out, err = run("--function", FUNCTION, "--yes", "--verbosity", "2")
+
+    assert "Deleting from the backend" in err
+    assert "Deleting" not in out
+    assert "Invalidated 3 entries" in out

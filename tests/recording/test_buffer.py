@@ -14,8 +14,9 @@ from extractor.models import Call, Entry
 from extractor.recording import DatabaseRecorder
 from tests.recording.helpers import person_model
 
+pytestmark = pytest.mark.django_db
 
-@pytest.mark.django_db
+
 def test_records_wait_in_the_buffer_until_flush_writes_them(fake_llm, make_extractor, use_recorder):
     recorder = use_recorder(DatabaseRecorder(background=False))
     extract = make_extractor(person_model())
@@ -33,7 +34,6 @@ def test_records_wait_in_the_buffer_until_flush_writes_them(fake_llm, make_extra
     assert recorder.flush() == 0
 
 
-@pytest.mark.django_db
 def test_hit_tuples_and_call_events_handed_to_record_are_written(
     fake_llm, make_extractor, flush_records
 ):
@@ -57,7 +57,6 @@ def test_hit_tuples_and_call_events_handed_to_record_are_written(
     assert sorted(Call.objects.values_list("outcome", flat=True)) == ["hit", "miss"]
 
 
-@pytest.mark.django_db
 def test_a_bounded_buffer_keeps_only_the_newest_records_and_says_so(
     fake_llm, make_extractor, flush_records, use_recorder, caplog
 ):
@@ -81,7 +80,6 @@ def test_a_bounded_buffer_keeps_only_the_newest_records_and_says_so(
     assert Entry.objects.get().hit_count == 3
 
 
-@pytest.mark.django_db
 def test_one_bad_record_does_not_sink_the_good_ones_in_its_batch(
     fake_llm, make_extractor, use_recorder, caplog
 ):
@@ -121,6 +119,7 @@ def test_one_bad_record_does_not_sink_the_good_ones_in_its_batch(
     assert "dropped a call record" in caplog.text
 
 
+# Another thread writes: its rows must be committed for this one to see them.
 @pytest.mark.django_db(transaction=True)
 def test_a_background_recorder_writes_without_an_explicit_flush(
     fake_llm, make_extractor, use_recorder
@@ -145,7 +144,6 @@ def test_a_background_recorder_writes_without_an_explicit_flush(
     assert entry.hit_count == 2
 
 
-@pytest.mark.django_db
 def test_close_writes_what_is_left(fake_llm, make_extractor, use_recorder):
     recorder = use_recorder(DatabaseRecorder(background=True, flush_seconds=60))
     extract = make_extractor(person_model())

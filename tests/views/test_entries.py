@@ -134,8 +134,9 @@ def test_search_finds_a_key_by_its_prefix(staff_client):
 
 def test_sort_by_hits_last_hit_and_created(staff_client):
     now = timezone.now()
-    busy = EntryFactory(hit_count=50, last_hit_at=now - dt.timedelta(days=2),
-                        created_at=now - dt.timedelta(days=9))
+    busy = EntryFactory(
+        hit_count=50, last_hit_at=now - dt.timedelta(days=2), created_at=now - dt.timedelta(days=9)
+    )
     recent = EntryFactory(hit_count=3, last_hit_at=now, created_at=now - dt.timedelta(days=5))
     never = EntryFactory(hit_count=0, last_hit_at=None, created_at=now - dt.timedelta(days=1))
 
@@ -160,9 +161,7 @@ def test_the_default_shows_live_entries_only(staff_client):
 def test_state_filters_and_their_badges(staff_client):
     live = EntryFactory()
     replaced = EntryFactory(status=Entry.Status.REPLACED)
-    invalidated = EntryFactory(
-        status=Entry.Status.INVALIDATED, invalidation=InvalidationFactory()
-    )
+    invalidated = EntryFactory(status=Entry.Status.INVALIDATED, invalidation=InvalidationFactory())
     expired = EntryFactory(expires_at=timezone.now() - dt.timedelta(minutes=1))
 
     assert listed(staff_client.get(URL, {"state": "replaced"})) == [replaced.pk]

@@ -40,7 +40,7 @@ def test_the_page_shows_input_output_and_key_components(staff_client):
     html = response.content.decode()
     assert response.status_code == 200
     assert "&quot;text&quot;: &quot;Jason is 25 years old&quot;" in html
-    assert '{\n  &quot;name&quot;: &quot;Jason&quot;,\n  &quot;age&quot;: 25\n}' in html
+    assert "{\n  &quot;name&quot;: &quot;Jason&quot;,\n  &quot;age&quot;: 25\n}" in html
     for fact in (
         entry.key,
         entry.function,
@@ -71,13 +71,22 @@ def test_an_entry_first_seen_on_a_hit_says_its_arguments_were_not_recorded(staff
 def test_every_call_of_the_entry_and_its_keys_misses_and_errors_newest_first(staff_client):
     entry = EntryFactory()
     miss = CallFactory(
-        entry=entry, outcome=Call.Outcome.MISS, miss_reason=Call.MissReason.SCHEMA_CHANGED,
-        reason_detail="v1 → v2", latency_ms=900, prompt_tokens=120, completion_tokens=30,
+        entry=entry,
+        outcome=Call.Outcome.MISS,
+        miss_reason=Call.MissReason.SCHEMA_CHANGED,
+        reason_detail="v1 → v2",
+        latency_ms=900,
+        prompt_tokens=120,
+        completion_tokens=30,
     )
     hit = CallFactory(entry=entry, outcome=Call.Outcome.HIT)
     error = CallFactory(
-        entry=None, key=entry.key, function=entry.function, outcome=Call.Outcome.ERROR,
-        miss_reason=Call.MissReason.BACKEND_ERROR, reason_detail="ConnectionError: refused",
+        entry=None,
+        key=entry.key,
+        function=entry.function,
+        outcome=Call.Outcome.ERROR,
+        miss_reason=Call.MissReason.BACKEND_ERROR,
+        reason_detail="ConnectionError: refused",
         error="ConnectionError: refused",
     )
     CallFactory()  # another entry's call
@@ -205,7 +214,7 @@ def test_actions_replay_by_post_and_invalidate_through_the_confirmation_page(
     assert f'method="post" action="{reverse("extractor:replay-start", args=[entry.pk])}"' in html
     assert "csrfmiddlewaretoken" in html
     assert "Calling the LLM…" in html
-    assert f'{reverse("extractor:invalidate")}?action=entry&amp;target={entry.pk}' in html
+    assert f"{reverse('extractor:invalidate')}?action=entry&amp;target={entry.pk}" in html
 
 
 def test_an_entry_whose_function_is_gone_says_why_it_cannot_be_replayed(staff_client):

@@ -317,7 +317,8 @@ def test_the_list_shows_past_invalidations_a_page_at_a_time(staff_client, staff_
     now = timezone.now()
     for number in range(60):
         InvalidationFactory(
-            target=f"fn-{number}", requested_by=staff_user,
+            target=f"fn-{number}",
+            requested_by=staff_user,
             created_at=now - timedelta(minutes=number),
         )
 

@@ -128,9 +128,7 @@ def test_a_replay_cannot_be_accepted_twice(staff_client, fake_llm, cached_entry)
 
     response = staff_client.post(accept, follow=True)
 
-    assert response.redirect_chain == [
-        (reverse("extractor:entry", args=[cached_entry.pk]), 302)
-    ]
+    assert response.redirect_chain == [(reverse("extractor:entry", args=[cached_entry.pk]), 302)]
     assert any("already used" in m for m in messages_of(response))
     assert Entry.objects.filter(status=Entry.Status.LIVE).count() == 1
     page = staff_client.get(reverse("extractor:replay", args=[replay.pk])).content.decode()
@@ -181,9 +179,7 @@ def test_a_provider_failure_is_a_readable_message(staff_client, fake_llm, cached
     response = start(staff_client, cached_entry, follow=True)
 
     html = response.content.decode()
-    assert response.redirect_chain == [
-        (reverse("extractor:entry", args=[cached_entry.pk]), 302)
-    ]
+    assert response.redirect_chain == [(reverse("extractor:entry", args=[cached_entry.pk]), 302)]
     assert "The provider answered with an error (500)." in html
     assert TEST_API_KEY not in html
     assert not Replay.objects.exists()

@@ -100,9 +100,7 @@ def test_a_version_without_live_entries_offers_no_invalidation(staff_client):
     assert "no live entries" in html
 
 
-def test_the_diff_shows_fields_and_descriptions_added_removed_and_changed(
-    staff_client, versions
-):
+def test_the_diff_shows_fields_and_descriptions_added_removed_and_changed(staff_client, versions):
     v1, v2 = versions
 
     response = compare(staff_client, v1.pk, v2.pk)
@@ -194,8 +192,11 @@ def test_a_version_of_another_schema_than_named_is_refused(staff_client, version
 def test_a_script_in_a_schema_description_is_escaped(staff_client):
     script = "<script>alert(1)</script>"
     v1 = SchemaVersionFactory(name=PERSON, number=1, json_schema=V1_SCHEMA)
-    hostile = {**V1_SCHEMA, "description": script,
-               "properties": {"name": {"type": "string", "description": script}}}
+    hostile = {
+        **V1_SCHEMA,
+        "description": script,
+        "properties": {"name": {"type": "string", "description": script}},
+    }
     v2 = SchemaVersionFactory(name=PERSON, number=2, json_schema=hostile)
 
     pages = [staff_client.get(URL), compare(staff_client, v1.pk, v2.pk)]

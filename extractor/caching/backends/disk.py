@@ -69,7 +69,7 @@ class DiskBackend(CacheBackend):
 
     def _read_large(self, mode: int, filename: str | None, value: object) -> str | bytes | None:
         if mode == MODE_BINARY and filename is None:
-            return bytes(value)  # type: ignore[call-overload]
+            return bytes(value)  # type: ignore[call-overload,no-any-return]
         if mode in (MODE_TEXT, MODE_BINARY) and filename:
             path = self.directory / filename
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -15,7 +16,7 @@ from extractor.models import Entry, Invalidation
 from extractor.selectors.entries import InvalidationScope
 from extractor.services import invalidation as service
 
-Run = Callable[[service.Progress | None], Invalidation]
+Run = Callable[..., Invalidation]  # called with progress=
 
 SCOPES = {
     "entry": Invalidation.Action.ENTRY,
@@ -35,39 +36,43 @@ class Command(BaseCommand):
         scope.add_argument("--function", metavar="NAME", help='"module:qualname"')
         scope.add_argument("--model", metavar="NAME", help="an LLM model name")
         scope.add_argument("--stale", action="store_true", help="every stale entry")
-        scope.add_argument("--retry", type=int, metavar="INVALIDATION_PK",
-                           help="finish an invalidation that failed halfway")
+        scope.add_argument(
+            "--retry",
+            type=int,
+            metavar="INVALIDATION_PK",
+            help="finish an invalidation that failed or was cut off halfway",
+        )
         parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity: int = options["verbosity"]
+        run: Run
         if options["retry"] is not None:
-            failed = self._failed(options["retry"])
-            count = failed.entries.filter(status=Entry.Status.INVALIDATING).count()
-            self._confirm(f"the {count} entries invalidation #{failed.pk} left marked",
-                          options["yes"])
-            invalidation = self._with_progress(count, lambda progress: service.invalidation_retry(
-                invalidation=failed, progress=progress
-            ))
+            earlier = self._retryable(options["retry"])
+            count = earlier.entries.filter(status=Entry.Status.INVALIDATING).count()
+            what = f"the {count} entries invalidation #{earlier.pk} left marked"
+            run = partial(service.invalidation_retry, invalidation=earlier)
         else:
             scope = self._scope(options)
             count = service.invalidation_count(scope)
             if count == 0:
                 self._say(f"Nothing to invalidate: no live entries of {scope.describe()}.")
                 return
-            self._confirm(f"{count} live entries of {scope.describe()}", options["yes"])
-            invalidation = self._with_progress(count, lambda progress: service.invalidation_run(
-                scope=scope, by=None, progress=progress
-            ))
+            what = f"{count} live entries of {scope.describe()}"
+            run = partial(service.invalidation_run, scope=scope, by=None)
+        self._confirm(what, options["yes"])
+        invalidation = self._with_progress(count, run)
         if invalidation.status != Invalidation.Status.DONE:
             raise CommandError(
                 f"Invalidation #{invalidation.pk} failed after {invalidation.removed} of "
                 f"{invalidation.matched}: {invalidation.error}. The rest stay marked; finish with "
                 f"`manage.py invalidate --retry {invalidation.pk}`."
             )
-        self._say(self.style.SUCCESS(
-            f"Invalidated {invalidation.removed} entries (invalidation #{invalidation.pk})."
-        ))
+        self._say(
+            self.style.SUCCESS(
+                f"Invalidated {invalidation.removed} entries (invalidation #{invalidation.pk})."
+            )
+        )
 
     def _scope(self, options: dict[str, Any]) -> InvalidationScope:
         if options["stale"]:
@@ -75,7 +80,7 @@ class Command(BaseCommand):
         option, action = next((o, a) for o, a in SCOPES.items() if options[o] is not None)
         return InvalidationScope(action, str(options[option]))
 
-    def _failed(self, pk: int) -> Invalidation:
+    def _retryable(self, pk: int) -> Invalidation:
         invalidation = Invalidation.objects.filter(pk=pk).first()
         if invalidation is None:
             raise CommandError(f"There is no invalidation #{pk}.")
@@ -99,14 +104,12 @@ class Command(BaseCommand):
 
     def _with_progress(self, total: int, run: Run) -> Invalidation:
         if self.verbosity < 1:
-            return run(None)
+            return run(progress=None)
         # The bar goes to stderr, so stdout stays the plain result a script can read.
         console = Console(file=getattr(self.stderr, "_out", sys.stderr))
         with Progress(console=console, transient=self.verbosity < 2) as bar:
             task = bar.add_task("Deleting from the backend", total=total)
-            return run(
-                lambda removed, _matched: bar.update(task, completed=removed)
-            )
+            return run(progress=lambda removed, _matched: bar.update(task, completed=removed))
 
     def _say(self, message: str) -> None:
         if self.verbosity >= 1:
