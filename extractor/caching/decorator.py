@@ -14,7 +14,7 @@ import logging
 import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from time import perf_counter, time
 from typing import Any, TypeVar, overload
 
@@ -43,18 +43,41 @@ logger = logging.getLogger("extractor.caching")
 F = TypeVar("F", bound=Callable[..., Any])
 Arguments = tuple[tuple[Any, ...], dict[str, Any]]
 
-_bypass: ContextVar[bool] = ContextVar("instructor_cache_bypass", default=False)
-_captured: ContextVar[list[Record] | None] = ContextVar("instructor_cache_captured", default=None)
+
+class _Scope:
+    """What bypass() and capture_calls() ask of the calls in their block.
+
+    One context variable for both, so a hit pays a single lookup for them.
+    """
+
+    __slots__ = ("bypass", "sink")
+
+    def __init__(self, bypass: bool, sink: list[Record] | None) -> None:
+        self.bypass = bypass
+        self.sink = sink
+
+
+_scope: ContextVar[_Scope | None] = ContextVar("instructor_cache_scope", default=None)
+
+
+def _enter_scope(*, bypass: bool | None = None, sink: list[Record] | None = None) -> Token[Any]:
+    outer = _scope.get()
+    return _scope.set(
+        _Scope(
+            bypass=bypass if bypass is not None else bool(outer and outer.bypass),
+            sink=sink if sink is not None else (outer.sink if outer else None),
+        )
+    )
 
 
 @contextmanager
 def bypass() -> Iterator[None]:
     """Within this block decorated calls skip the cache (recorded as "bypass")."""
-    token = _bypass.set(True)
+    token = _enter_scope(bypass=True)
     try:
         yield
     finally:
-        _bypass.reset(token)
+        _scope.reset(token)
 
 
 @contextmanager
@@ -65,11 +88,11 @@ def capture_calls() -> Iterator[list[Record]]:
     is a CallEvent.
     """
     events: list[Record] = []
-    token = _captured.set(events)
+    token = _enter_scope(sink=events)
     try:
         yield events
     finally:
-        _captured.reset(token)
+        _scope.reset(token)
 
 
 @overload
@@ -246,8 +269,7 @@ class CachedFunction:
         info = self.info
         fixed_backend = self.options.backend
         state = _defaults.state
-        bypassed = _bypass.get
-        captured = _captured.get
+        current_scope = _scope.get
         read_hit = self._read_hit
         slot = recorder_slot
 
@@ -255,7 +277,8 @@ class CachedFunction:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             started = perf_counter()
             key, arguments = build_key(args, kwargs)
-            if not state.enabled or bypassed():
+            scope = current_scope()
+            if not state.enabled or (scope is not None and scope.bypass):
                 return self._call_uncached(args, kwargs, key, arguments, started, Outcome.BYPASS)
             reason: str | None = None
             error: str | None = None
@@ -280,9 +303,8 @@ class CachedFunction:
                         reason, error = self._corrupt(exc, key)
                     else:
                         hit = (info, key, started, perf_counter() - started)
-                        sink = captured()
-                        if sink is not None:
-                            sink.append(hit)
+                        if scope is not None and scope.sink is not None:
+                            scope.sink.append(hit)
                         try:
                             slot.record(hit)
                         except Exception:  # recording is best effort
@@ -297,14 +319,15 @@ class CachedFunction:
         info = self.info
         fixed_backend = self.options.backend
         state = _defaults.state
-        bypassed = _bypass.get
+        current_scope = _scope.get
         lookup = self._lookup
 
         @functools.wraps(self.func)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             started = perf_counter()
             key, arguments = build_key(args, kwargs)
-            if not state.enabled or bypassed():
+            scope = current_scope()
+            if not state.enabled or (scope is not None and scope.bypass):
                 return await self._acall_uncached(
                     args, kwargs, key, arguments, started, Outcome.BYPASS
                 )
@@ -500,9 +523,9 @@ class CachedFunction:
     # -- recording ------------------------------------------------------------------
 
     def _record(self, event: Record) -> None:
-        captured = _captured.get()
-        if captured is not None:
-            captured.append(event)
+        scope = _scope.get()
+        if scope is not None and scope.sink is not None:
+            scope.sink.append(event)
         try:
             recorder_slot.record(event)
         except Exception:  # recording is best effort; the caller's result is not

@@ -76,16 +76,17 @@ def hit_reader(
         )
     ).validate_json
 
+    skip = len(header)
+    step = len(marker)
+
     def read(raw: str | bytes) -> BaseModel:
         try:
-            if type(raw) is bytes:
-                start = raw.find(marker_bytes) if raw.startswith(header_bytes) else -1
-                if start > 0 and raw.endswith(b"}"):
-                    return validate_output(raw[start + len(marker_bytes) : -1])
-            elif type(raw) is str:
-                start = raw.find(marker) if raw.startswith(header) else -1
-                if start > 0 and raw.endswith("}"):
-                    return validate_output(raw[start + len(marker) : -1])
+            if type(raw) is bytes:  # Redis
+                start = raw.find(marker_bytes, skip) if raw.startswith(header_bytes) else -1
+            else:  # memory, disk
+                start = raw.find(marker, skip) if raw.startswith(header) else -1  # type: ignore[arg-type]
+            if start > 0:
+                return validate_output(raw[start + step : -1])
         except ValueError:
             pass  # not our layout after all: the full parse decides
         envelope = full(raw)

@@ -12,8 +12,8 @@ from playwright.sync_api import expect
 from tests.browser.helpers import (
     assert_same_document,
     entry_link,
-    entry_row,
     entry_pk,
+    entry_row,
     extract,
     mark_document,
 )

@@ -67,7 +67,9 @@ def test_invalidating_one_entry_from_its_page_leaves_the_others_live(
 
     page.get_by_role("link", name="Invalidate…").click()
     expect(page).to_have_url(f"{base}/invalidate/?action=entry&target={dropped}")
-    expect(page.get_by_test_id("confirm-count")).to_contain_text("This will invalidate 1 live entry")
+    expect(page.get_by_test_id("confirm-count")).to_contain_text(
+        "This will invalidate 1 live entry"
+    )
     page.get_by_role("button", name="Invalidate 1 entry").click()
     expect(page.get_by_test_id("status")).to_have_text("Done")
     expect(page.get_by_role("link", name=f"entry #{dropped}")).to_be_visible()
@@ -120,9 +122,7 @@ def test_text_and_output_from_outside_are_shown_as_text_never_run(
     assert page.evaluate("window.__xss") is None
 
 
-def test_entries_search_and_sort_update_the_results_in_place_and_the_url(
-    staff_login, live_server
-):
+def test_entries_search_and_sort_update_the_results_in_place_and_the_url(staff_login, live_server):
     base = live_server.url
     ada = EntryFactory(
         arguments={"text": "Ada is 36", "model": "gpt-4o-mini"}, output={"name": "Ada"}, hit_count=1

@@ -42,6 +42,7 @@ class RedisBackend(CacheBackend):
             "socket_connect_timeout": connect_timeout,
         }
         self.client = redis.Redis.from_url(url, **self._options)
+        self._execute = self.client.execute_command
         self.label = f"{_without_password(url)} prefix={prefix!r}"
         # redis.asyncio connections belong to the loop that opened them.
         self._async_clients: weakref.WeakKeyDictionary[
@@ -49,7 +50,8 @@ class RedisBackend(CacheBackend):
         ] = weakref.WeakKeyDictionary()
 
     def get(self, key: str) -> bytes | None:
-        return self.client.get(self.prefix + key)  # type: ignore[return-value]
+        # execute_command directly: Redis.get is a wrapper around exactly this call.
+        return self._execute("GET", self.prefix + key)  # type: ignore[no-any-return,no-untyped-call]
 
     def set(self, key: str, value: str, ttl: float | None = None) -> None:
         px = max(1, int(ttl * 1000)) if ttl is not None else None
