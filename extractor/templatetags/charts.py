@@ -172,28 +172,3 @@ def _bars(series: Sequence[Bucket], size: str, top: int) -> SafeString:
                 )
             )
     return _join(groups + labels)
-
-
-@register.filter
-def duration_ms(value: float | None) -> str:
-    """Milliseconds as a person reads them: "0.012 ms" for a hit, "1.3 s", "2 h 5 min"."""
-    if value is None:
-        return "—"
-    if value == 0:
-        return "0 ms"
-    if value < 0.001:
-        return "< 0.001 ms"
-    # Each threshold is checked after rounding, so 999.7 ms reads "1.0 s", not "1000 ms".
-    if round(value, 3) < 1:
-        return f"{value:.3f} ms"
-    if round(value, 1) < 100:
-        return f"{value:.1f} ms"
-    if round(value) < 1000:
-        return f"{value:.0f} ms"
-    seconds = value / 1000
-    if round(seconds, 1) < 60:
-        return f"{seconds:.1f} s"
-    minutes = round(seconds) // 60
-    if minutes < 60:
-        return f"{minutes} min {round(seconds) % 60} s"
-    return f"{minutes // 60} h {minutes % 60} min"

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from extractor.models import Call
 from extractor.selectors.stats import Bucket
-from extractor.templatetags.charts import duration_ms
+from extractor.templatetags.extractor_tags import duration_ms
 from tests.factories import CallFactory, EntryFactory, SchemaVersionFactory
 
 pytestmark = pytest.mark.django_db
