@@ -19,9 +19,15 @@ run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
-## test: set everything up and run the whole test suite (needs redis-server and chromium)
+# The suites that write through the ORM and raw SQL run again on a real PostgreSQL.
+POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/cachesite
+POSTGRES_SUITES := tests/recording tests/services tests/views tests/selectors \
+	tests/test_extraction.py tests/caching/test_recorded_calls.py
+
+## test: set everything up and run the whole test suite (needs redis-server, chromium, postgres)
 test: $(STAMP) browser
 	$(BIN)/python -m pytest
+	DATABASE_URL=$(POSTGRES_TEST_URL) $(BIN)/python -m pytest -p no:cacheprovider $(POSTGRES_SUITES)
 
 ## browser: Debian's Chromium for the Playwright tests
 browser:

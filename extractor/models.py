@@ -6,6 +6,8 @@ explain and invalidate with indexed queries instead of scanning the backend.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -21,6 +23,9 @@ class SchemaVersion(models.Model):
     number = models.PositiveIntegerField()
     fingerprint = models.CharField(max_length=64)
     json_schema = models.JSONField()
+    # The model's field names in declaration order: a JSON array keeps its order
+    # where PostgreSQL's jsonb re-sorts the keys of `json_schema`.
+    field_order = models.JSONField(default=list)
     first_seen_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -152,6 +157,16 @@ class Entry(models.Model):
     @property
     def is_expired(self) -> bool:
         return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def output_in_field_order(self) -> Any:
+        """The output with its fields in the model's order (PostgreSQL's jsonb sorts keys)."""
+        order = self.schema_version.field_order
+        if not isinstance(self.output, dict) or not isinstance(order, list):
+            return self.output
+        ordered = {name: self.output[name] for name in order if name in self.output}
+        ordered.update((name, value) for name, value in self.output.items() if name not in ordered)
+        return ordered
 
 
 class Call(models.Model):

@@ -33,6 +33,7 @@ class SchemaVersionFactory(factory.django.DjangoModelFactory):
             "required": ["name", "age"],
         }
     )
+    field_order = factory.LazyAttribute(lambda o: list(o.json_schema.get("properties", {})))
 
 
 class CachedFunctionFactory(factory.django.DjangoModelFactory):

@@ -15,7 +15,13 @@ import os
 import threading
 from collections import deque
 
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connections,
+)
 
 from extractor.caching.events import Record
 from extractor.recording.writer import write_events
@@ -108,6 +114,12 @@ class DatabaseRecorder:
         self._thread.start()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            connections.close_all()  # this thread's connections, so the database can go
+
+    def _loop(self) -> None:
         while not self._closed:
             if len(self._buffer) < BATCH_SIZE:
                 self._wake.wait(self.flush_seconds)

@@ -84,6 +84,7 @@ def schema_version_for(info: FunctionInfo) -> SchemaVersion:
                     fingerprint=info.schema_fingerprint,
                     number=(top or 0) + 1,
                     json_schema=info.json_schema,
+                    field_order=list(info.json_schema.get("properties", {})),
                 )
         except IntegrityError:
             # Another process numbered it (or took the number) first; look again.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models.expressions import OrderBy
 from django.utils import timezone
 
 from extractor.models import CachedFunction, Call, Entry, Invalidation
@@ -69,8 +70,9 @@ class EntryFilters:
     sort: str = "-last_hit_at"
 
 
-SORTS = {
-    "-last_hit_at": ("Last hit", ["-last_hit_at", "-created_at"]),
+SORTS: dict[str, tuple[str, list[OrderBy | str]]] = {
+    # Never-hit entries last on every database (PostgreSQL puts NULLs first by default).
+    "-last_hit_at": ("Last hit", [F("last_hit_at").desc(nulls_last=True), "-created_at"]),
     "-hit_count": ("Hits", ["-hit_count", "-created_at"]),
     "-created_at": ("Newest", ["-created_at"]),
     "created_at": ("Oldest", ["created_at"]),
@@ -91,7 +93,6 @@ def entry_list(filters: EntryFilters) -> QuerySet[Entry]:
         entries = entries.filter(_search(filters.search))
     entries = entries_in_state(entries, filters.state)
     order = SORTS.get(filters.sort, SORTS["-last_hit_at"])[1]
-    # Nulls last, so never-hit entries do not crowd the top of "last hit".
     return with_staleness(entries).order_by(*order, "-id")
 
 

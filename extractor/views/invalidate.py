@@ -49,7 +49,9 @@ def invalidate(request: HttpRequest) -> HttpResponse:
         invalidation = invalidation_run(scope=scope, by=request.user)  # type: ignore[arg-type]
         if invalidation.status == Invalidation.Status.DONE:
             messages.success(
-                request, f"Invalidated {invalidation.removed} entries of {scope.describe()}."
+                request,
+                f"Invalidated {invalidation.removed} {pluralize_entries(invalidation.removed)} "
+                f"of {scope.describe()}.",
             )
         else:
             messages.error(request, "The invalidation stopped halfway; retry it to finish.")
@@ -127,3 +129,7 @@ def with_target_labels(invalidations: Iterable[Invalidation]) -> list[Invalidati
             label, url = f"entry #{label}", reverse("extractor:entry", args=[int(label)])
         rows.append(InvalidationRow(invalidation, label, url))
     return rows
+
+
+def pluralize_entries(count: int) -> str:
+    return "entry" if count == 1 else "entries"

@@ -43,7 +43,7 @@ def replay_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ),
         pk=pk,
     )
-    changes = output_diff(replay.entry.output, replay.output)
+    changes = output_diff(replay.entry.output_in_field_order, replay.output)
     differences = [change for change in changes if change.kind != SAME]
     kinds = {
         kind: sum(1 for change in differences if change.kind == kind)
