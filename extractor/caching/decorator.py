@@ -375,9 +375,7 @@ class CachedFunction:
                     stored = True
                 except Exception as exc:
                     set_error = self._backend_failed(exc, perf_counter())[1]
-            # A failed store is noted as the call's error; why it missed stays
-            # what the read said (the recorder explains a plain miss).
-            self._record_miss(key, arguments, started, envelope, stored, reason, error or set_error)
+            self._record_miss(key, arguments, started, envelope, stored, reason, error, set_error)
             return result
 
         result, shared = self._flight.run(key, compute)
@@ -404,9 +402,7 @@ class CachedFunction:
                     stored = True
                 except Exception as exc:
                     set_error = self._backend_failed(exc, perf_counter())[1]
-            # A failed store is noted as the call's error; why it missed stays
-            # what the read said (the recorder explains a plain miss).
-            self._record_miss(key, arguments, started, envelope, stored, reason, error or set_error)
+            self._record_miss(key, arguments, started, envelope, stored, reason, error, set_error)
             return result
 
         result, shared = await self._async_flight.run(key, compute)
@@ -442,17 +438,7 @@ class CachedFunction:
         outcome: str,
     ) -> Any:
         result = self._run((args, kwargs), key, arguments, started, None)
-        self._record(
-            CallEvent(
-                outcome,
-                self.info,
-                key,
-                arguments,
-                started,
-                perf_counter() - started,
-                self._envelope_for(result, started),
-            )
-        )
+        self._record_uncached(result, key, arguments, started, outcome)
         return result
 
     async def _acall_uncached(
@@ -465,18 +451,15 @@ class CachedFunction:
         outcome: str,
     ) -> Any:
         result = await self._arun((args, kwargs), key, arguments, started, None)
-        self._record(
-            CallEvent(
-                outcome,
-                self.info,
-                key,
-                arguments,
-                started,
-                perf_counter() - started,
-                self._envelope_for(result, started),
-            )
-        )
+        self._record_uncached(result, key, arguments, started, outcome)
         return result
+
+    def _record_uncached(
+        self, result: Any, key: str, arguments: bytes, started: float, outcome: str
+    ) -> None:
+        envelope = self._envelope_for(result, started)
+        latency = perf_counter() - started
+        self._record(CallEvent(outcome, self.info, key, arguments, started, latency, envelope))
 
     def _envelope_for(self, result: Any, started: float) -> Envelope[Any] | None:
         if not isinstance(result, self.response_model):
@@ -540,7 +523,10 @@ class CachedFunction:
         stored: bool,
         reason: str | None,
         error: str | None,
+        store_error: str | None,
     ) -> None:
+        # A failed store is noted as the call's error; why it missed stays what
+        # the read said (the recorder explains a plain miss).
         self._record(
             CallEvent(
                 Outcome.MISS,
@@ -552,7 +538,7 @@ class CachedFunction:
                 envelope,
                 stored,
                 reason,
-                error,
+                error or store_error,
                 self.ttl(),
             )
         )
