@@ -106,15 +106,21 @@ def replay_accept(*, replay: Replay, by: User | None) -> Entry:
         created_at=time(),
     )
     ttl = cached.ttl()
-    cached.backend().set(key, envelope.model_dump_json(), ttl)
     with transaction.atomic():
-        Entry.objects.filter(pk=entry.pk, status=Entry.Status.LIVE).update(
+        replaced = Entry.objects.filter(pk=entry.pk, status=Entry.Status.LIVE).update(
             status=Entry.Status.REPLACED, status_changed_at=timezone.now()
         )
+        if not replaced:
+            raise ReplaceRefused(
+                "The entry changed while you looked at the replay; replay it again."
+            )
         replacement = store_entry(
             info=cached.info, key=key, envelope=envelope, arguments=arguments, ttl=ttl
         )
         replay.accepted_at = timezone.now()
         replay.replacement = replacement
         replay.save(update_fields=["accepted_at", "replacement"])
+        # Last, inside the transaction: if the backend refuses the value, the rows
+        # roll back and nothing claims a value the cache does not hold.
+        cached.backend().set(key, envelope.model_dump_json(), ttl)
     return replacement

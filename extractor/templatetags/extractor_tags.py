@@ -82,3 +82,10 @@ def duration_ms(value: float | None) -> str:
     if minutes < 60:
         return f"{minutes} min {round(seconds) % 60} s"
     return f"{minutes // 60} h {minutes % 60} min"
+
+
+@register.filter
+def seconds_to_invalidate(count: int) -> str:
+    """A rough duration for the progress note (about 30,000 entries a second on disk)."""
+    seconds = count / 30_000
+    return "a second" if seconds < 2 else f"{seconds:.0f} seconds"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from extractor.auth import staff_required
 from extractor.forms import CallFilterForm
+from extractor.http import HtmxHttpRequest
 from extractor.selectors import calls as selectors
 
 PER_PAGE = 50
@@ -17,7 +18,7 @@ PER_PAGE = 50
 
 @require_GET
 @staff_required
-def call_list(request: HttpRequest) -> HttpResponse:
+def call_list(request: HtmxHttpRequest) -> HttpResponse:
     form = CallFilterForm(
         request.GET, functions=selectors.function_names(), models=selectors.model_names()
     )
@@ -25,7 +26,7 @@ def call_list(request: HttpRequest) -> HttpResponse:
     filters = form.filters()
     page = Paginator(selectors.call_list(filters), PER_PAGE).get_page(request.GET.get("page"))
     template = "extractor/calls.html"
-    htmx = getattr(request, "htmx", None)
+    htmx = request.htmx
     if htmx and not htmx.history_restore_request:
         template += "#results"
     response = render(

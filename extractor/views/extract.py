@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from extractor.auth import staff_required
 from extractor.forms import ExtractForm
+from extractor.http import HtmxHttpRequest
 from extractor.services.extraction import extraction_run
 
 
 @require_http_methods(["GET", "POST"])
 @staff_required
-def extract(request: HttpRequest) -> HttpResponse:
+def extract(request: HtmxHttpRequest) -> HttpResponse:
     result = None
     if request.method == "POST":
         form = ExtractForm(request.POST)
@@ -26,6 +27,6 @@ def extract(request: HttpRequest) -> HttpResponse:
     else:
         form = ExtractForm()
     template = "extractor/extract.html"
-    if getattr(request, "htmx", False):
+    if request.htmx:
         template += "#panel"
     return render(request, template, {"form": form, "result": result})

@@ -7,13 +7,15 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from extractor.auth import staff_required
 from extractor.forms import InvalidateForm
+from extractor.http import HtmxHttpRequest
 from extractor.models import Entry, Invalidation, SchemaVersion
 from extractor.services.invalidation import (
     invalidation_count,
@@ -34,7 +36,7 @@ class InvalidationRow:
 
 @require_http_methods(["GET", "POST"])
 @staff_required
-def invalidate(request: HttpRequest) -> HttpResponse:
+def invalidate(request: HtmxHttpRequest) -> HttpResponse:
     """GET: say how many live entries an action would touch (changes nothing). POST: do it."""
     data = request.POST if request.method == "POST" else request.GET
     if request.method == "GET" and "action" not in data and "target" not in data:
@@ -55,7 +57,9 @@ def invalidate(request: HttpRequest) -> HttpResponse:
             )
         else:
             messages.error(request, "The invalidation stopped halfway; retry it to finish.")
-        return redirect("extractor:invalidation", pk=invalidation.pk)
+        url = reverse("extractor:invalidation", args=[invalidation.pk])
+        # An htmx POST (the button showing progress) is sent on by the browser itself.
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     context = {
         "form": form,
         "scope": scope,
@@ -67,18 +71,18 @@ def invalidate(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @staff_required
-def invalidation_list(request: HttpRequest) -> HttpResponse:
+def invalidation_list(request: HtmxHttpRequest) -> HttpResponse:
     invalidations = Invalidation.objects.select_related("requested_by")
     page = Paginator(invalidations, PAGE_SIZE).get_page(request.GET.get("page"))
     template = "extractor/invalidation_list.html"
-    if getattr(request, "htmx", False):
+    if request.htmx:
         template += "#rows"
     return render(request, template, {"page": page, "rows": with_target_labels(page)})
 
 
 @require_GET
 @staff_required
-def invalidation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def invalidation_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     invalidation = get_object_or_404(Invalidation.objects.select_related("requested_by"), pk=pk)
     still_marked = Entry.objects.filter(
         invalidation=invalidation, status=Entry.Status.INVALIDATING
@@ -94,7 +98,7 @@ def invalidation_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @staff_required
-def invalidation_retry(request: HttpRequest, pk: int) -> HttpResponse:
+def invalidation_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     invalidation = get_object_or_404(Invalidation, pk=pk)
     if not invalidation_retryable(invalidation):
         messages.info(

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from extractor.auth import staff_required
 from extractor.forms import OverviewWindowForm
+from extractor.http import HtmxHttpRequest
 from extractor.selectors.stats import overview as select_overview
 
 
 @require_GET
 @staff_required
-def overview(request: HttpRequest) -> HttpResponse:
+def overview(request: HtmxHttpRequest) -> HttpResponse:
     form = OverviewWindowForm(request.GET)
     template = "extractor/overview.html"
-    htmx = getattr(request, "htmx", None)
+    htmx = request.htmx
     if htmx and not htmx.history_restore_request:
         template += "#body"
     response = render(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from extractor.auth import acting_user, staff_required
 from extractor.caching.events import describe_error
+from extractor.http import HtmxHttpRequest
 from extractor.llm import redact
 from extractor.models import Entry, Replay
 from extractor.selectors.diff import ADDED, CHANGED, REMOVED, SAME, output_diff
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 @require_POST
 @staff_required
-def replay_start(request: HttpRequest, pk: int) -> HttpResponse:
+def replay_start(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     entry = get_object_or_404(Entry, pk=pk)
     try:
         replay = replays.entry_replay(entry=entry, by=acting_user(request))
@@ -36,7 +37,7 @@ def replay_start(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 @staff_required
-def replay_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def replay_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     replay = get_object_or_404(
         Replay.objects.select_related(
             "entry", "entry__schema_version", "replacement", "requested_by"
@@ -65,7 +66,7 @@ def replay_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @staff_required
-def replay_accept(request: HttpRequest, pk: int) -> HttpResponse:
+def replay_accept(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     replay = get_object_or_404(Replay.objects.select_related("entry"), pk=pk)
     entry_url = reverse("extractor:entry", args=[replay.entry_id])
     try:
@@ -95,8 +96,8 @@ def replay_accept(request: HttpRequest, pk: int) -> HttpResponse:
     return HttpResponseRedirect(reverse("extractor:entry", args=[replacement.pk]))
 
 
-def _redirect(request: HttpRequest, url: str) -> HttpResponse:
+def _redirect(request: HtmxHttpRequest, url: str) -> HttpResponse:
     # An htmx POST would follow a plain redirect inside the XHR; make the browser go there.
-    if getattr(request, "htmx", False):
+    if request.htmx:
         return HttpResponseClientRedirect(url)
     return HttpResponseRedirect(url)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from extractor.auth import staff_required
 from extractor.forms import SchemaCompareForm
+from extractor.http import HtmxHttpRequest
 from extractor.models import SchemaVersion
 from extractor.schemas import registered_schemas
 from extractor.selectors.diff import SchemaChange, schema_diff
@@ -56,11 +57,11 @@ def anchor_for(name: str) -> str:
 
 @require_GET
 @staff_required
-def schema_list(request: HttpRequest) -> HttpResponse:
+def schema_list(request: HtmxHttpRequest) -> HttpResponse:
     comparison = None
     if any(param in request.GET for param in COMPARE_PARAMS):
         comparison = compare(SchemaCompareForm(request.GET))
-    htmx = bool(getattr(request, "htmx", False))
+    htmx = bool(request.htmx)
     if htmx:
         # The compare form swaps only its own diff region.
         return render(request, "extractor/schemas.html#diff", {"comparison": comparison})

@@ -180,6 +180,19 @@ def test_a_post_invalidates_only_the_matching_live_entries(staff_client, staff_u
     assert not untouched.filter(invalidation__isnull=False).exists()
 
 
+def test_an_htmx_post_shows_progress_then_sends_the_browser_to_the_result(staff_client, cache_rows):
+    page = staff_client.get(CONFIRM, {"action": "model", "target": "gpt-4o"})
+    response = staff_client.post(
+        CONFIRM, {"action": "model", "target": "gpt-4o"}, headers={"HX-Request": "true"}
+    )
+
+    assert 'hx-indicator="#invalidate-progress"' in page.content.decode()
+    assert "Removing 1 value from the cache" in page.content.decode()
+    invalidation = Invalidation.objects.get()
+    assert response["HX-Redirect"] == detail_url(invalidation.pk)
+    assert invalidation.status == "done"
+
+
 def test_the_stale_action_matches_exactly_the_entries_behind_their_function(
     staff_client, cache_rows
 ):
