@@ -1,9 +1,10 @@
 """Cache keys: fingerprints of schema and code, and canonical argument encoding.
 
-A key is SHA-256 over a canonical JSON of (namespace, function, code
+A key is a 256-bit hash of a canonical JSON of (namespace, function, code
 fingerprint, version, schema fingerprint) followed by the canonical JSON of the
-bound arguments. The static part is hashed once at decoration time; a call only
-hashes its arguments into a copy of that state.
+bound arguments. For the usual short arguments it is SHA-256, with the static
+part hashed once at decoration time and each call hashing only its arguments
+into a copy of that state; long arguments use BLAKE3 (see LONG_ARGUMENTS).
 """
 
 from __future__ import annotations
