@@ -81,6 +81,7 @@ import redis  # noqa: E402
 from instructor.cache import AutoCache, DiskCache  # noqa: E402
 
 from benchmarks import recipe_diskcache, recipe_redis  # noqa: E402
+from benchmarks.setup import redis_url, setup_django  # noqa: E402
 from benchmarks.subjects import ANSWER, EXAMPLE_INPUT, MockLLM, UserDetail, extraction  # noqa: E402
 
 if TYPE_CHECKING:
@@ -155,24 +156,6 @@ class BenchmarkError(RuntimeError):
 
 
 # -- setup ---------------------------------------------------------------------------
-
-
-def setup_django(data_dir: str) -> None:
-    """The project's settings on a fresh data directory, recording in the background."""
-    os.environ["DJANGO_SETTINGS_MODULE"] = "cachesite.settings"
-    os.environ["CACHESITE_DATA_DIR"] = data_dir
-    os.environ["EXTRACTOR_RECORD_IN_BACKGROUND"] = "1"
-    os.environ.pop("DATABASE_URL", None)  # always a fresh SQLite file: the counts are ours
-
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
-
-
-def redis_url() -> str:
-    return os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 
 
 def redis_server_version(url: str) -> str | None:
@@ -668,7 +651,7 @@ def benchmark(plan: Plan, data_dir: Path, stack: contextlib.ExitStack) -> bool:
     """Run everything and print the report; True when every target was met."""
     url = redis_url()
     redis_version = redis_server_version(url)
-    setup_django(str(data_dir))
+    setup_django(str(data_dir), record_in_background=True)
     print_header(plan, redis_version, url)
     llm = MockLLM()
     subjects = build_subjects(stack, llm, data_dir, url if redis_version else None, plan)

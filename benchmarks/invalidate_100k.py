@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import os
 import secrets
 import shutil
 import sys
@@ -50,6 +49,8 @@ if str(ROOT) not in sys.path:
 
 import redis  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
+
+from benchmarks.setup import redis_url, setup_django  # noqa: E402
 
 if TYPE_CHECKING:
     from extractor.caching import CachedFunction
@@ -76,23 +77,6 @@ class Result:
     seconds: float
     first_chunk_seconds: float
     problems: list[str]
-
-
-def setup_django(data_dir: str) -> None:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "cachesite.settings"
-    os.environ["CACHESITE_DATA_DIR"] = data_dir
-    os.environ["EXTRACTOR_RECORD_IN_BACKGROUND"] = "0"
-    os.environ.pop("DATABASE_URL", None)  # always a fresh SQLite file: the counts are ours
-
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
-
-
-def redis_url() -> str:
-    return os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 
 
 def redis_reachable(url: str) -> bool:
@@ -303,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[Result] = []
     with contextlib.ExitStack() as stack:
         stack.callback(shutil.rmtree, data_dir, ignore_errors=True)
-        setup_django(str(data_dir))
+        setup_django(str(data_dir), record_in_background=False)
         from django.db import connection
 
         stack.callback(close_database)
