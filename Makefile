@@ -38,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy cachesite extractor
+	$(BIN)/mypy cachesite extractor benchmarks
 
 ## bench: time the hit path against the recipe and Instructor's own cache
 bench: $(STAMP)

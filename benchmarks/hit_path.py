@@ -394,7 +394,7 @@ def measure_writer(subject: Subject, size: Size, hits: int) -> str:
     rows_before = Call.objects.count()
     recorder = DatabaseRecorder(background=False, buffer_max=hits + 1)
     # Recorder says flush() -> None; DatabaseRecorder returns a count (mypy objects).
-    previous = set_recorder(recorder)  # type: ignore[arg-type]
+    previous = set_recorder(recorder)
     try:
         for data in fresh_copies(size.text, hits):
             subject.call(data)

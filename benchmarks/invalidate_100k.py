@@ -199,7 +199,7 @@ def keys_left(cached: CachedFunction, keys: list[str]) -> int:
     backend = cached.backend()
     if isinstance(backend, RedisBackend):
         return sum(
-            int(backend.client.exists(*[backend.prefix + key for key in chunk]))  # type: ignore[arg-type]
+            int(backend.client.exists(*[backend.prefix + key for key in chunk]))  # type: ignore[arg-type,misc]
             for chunk in batched(keys, 1000)
         )
     return sum(backend.get(key) is not None for key in keys)
