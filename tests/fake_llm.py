@@ -23,6 +23,8 @@ class Usage:
     prompt_tokens: int = 120
     completion_tokens: int = 30
     cached_tokens: int = 0
+    # Anthropic only: prompt tokens written to its cache by this call.
+    cache_write_tokens: int = 0
 
 
 @dataclass
@@ -49,6 +51,11 @@ class FakeLLM:
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """For anthropic.Anthropic(base_url=...), which adds /v1/messages itself."""
+        return self.base_url.removesuffix("/v1")
 
     @property
     def count(self) -> int:
@@ -126,9 +133,42 @@ class FakeLLM:
             },
         }
 
+    def _respond_anthropic(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Anthropic's Messages API: a tool_use block, usage with prompt-cache counts."""
+        with self._lock:
+            self.requests.append(body)
+            failure = self._script.failures.pop(0) if self._script.failures else None
+            answer, usage = self._script.answer, self._script.usage
+        if failure is not None:
+            return failure
+        tool = body["tools"][0]
+        arguments = answer(body) if answer else example_for(tool["input_schema"], body)
+        # Anthropic counts input_tokens apart from what was read from or written to its cache.
+        fresh = usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens
+        return 200, {
+            "id": f"msg_{len(self.requests)}",
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": [
+                {"type": "tool_use", "id": "toolu_1", "name": tool["name"], "input": arguments}
+            ],
+            "stop_reason": "tool_use",
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": fresh,
+                "output_tokens": usage.completion_tokens,
+                "cache_read_input_tokens": usage.cached_tokens,
+                "cache_creation_input_tokens": usage.cache_write_tokens,
+            },
+        }
+
 
 def user_text(body: dict[str, Any]) -> str:
-    return str([m for m in body["messages"] if m["role"] == "user"][-1]["content"])
+    content = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
+    if isinstance(content, list):  # content blocks, as with Anthropic's cache_control
+        return " ".join(block.get("text", "") for block in content if isinstance(block, dict))
+    return str(content)
 
 
 def example_for(schema: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
@@ -156,10 +196,12 @@ def _make_handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length) or b"{}")
             fake.headers.append({k.lower(): v for k, v in self.headers.items()})
-            if not self.path.endswith("/chat/completions"):
-                status, payload = 404, {"error": {"message": f"no route {self.path}"}}
-            else:
+            if self.path.endswith("/chat/completions"):
                 status, payload = fake._respond(body)
+            elif self.path.endswith("/v1/messages"):
+                status, payload = fake._respond_anthropic(body)
+            else:
+                status, payload = 404, {"error": {"message": f"no route {self.path}"}}
             data = json.dumps(payload).encode()
             try:
                 self.send_response(status)
