@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from extractor.models import CachedFunction, Call, Entry, Invalidation, SchemaVersion
+from extractor.models import CachedFunction, Call, Entry, Invalidation, Replay, SchemaVersion
 
 
 @admin.register(SchemaVersion)
@@ -57,3 +57,10 @@ class InvalidationAdmin(admin.ModelAdmin[Invalidation]):
         "removed",
     ]
     list_filter = ["action", "status"]
+
+
+@admin.register(Replay)
+class ReplayAdmin(admin.ModelAdmin[Replay]):
+    list_display = ["created_at", "entry", "llm_model", "requested_by", "accepted_at"]
+    list_filter = ["llm_model"]
+    raw_id_fields = ["entry", "replacement"]
