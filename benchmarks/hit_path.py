@@ -570,46 +570,36 @@ def print_ratios(
         return find(subjects, implementation, backend)
 
     print("Ratios of median per-hit times")
-    targets = compare(
-        "ours / recipe, diskcache",
-        (pick(OURS, "disk"), pick(RECIPE, "diskcache")),
-        1.0,
-        True,
-        inputs,
-        measured,
-    )
-    targets += compare(
-        "ours / recipe, Redis",
-        (pick(OURS, "redis"), pick(RECIPE, "redis")),
-        1.15,
-        True,
-        inputs,
-        measured,
-    )
-    targets += compare(
-        "Instructor AutoCache hit / ours on memory://",
-        (pick(INSTRUCTOR, "AutoCache"), pick(OURS, "memory")),
-        50,
-        False,
-        inputs,
-        measured,
-    )
-    targets += compare(
-        "Instructor DiskCache hit / ours on disk://",
-        (pick(INSTRUCTOR, "DiskCache"), pick(OURS, "disk")),
-        50,
-        False,
-        inputs,
-        measured,
-    )
-    compare(
-        "Instructor AutoCache hit / ours on Redis (for information)",
-        (pick(INSTRUCTOR, "AutoCache"), pick(OURS, "redis")),
-        None,
-        False,
-        inputs,
-        measured,
-    )
+    # (title, numerator, denominator, limit, whether the limit is a ceiling)
+    comparisons: list[tuple[str, tuple[str, str], tuple[str, str], float | None, bool]] = [
+        ("ours / recipe, diskcache", (OURS, "disk"), (RECIPE, "diskcache"), 1.0, True),
+        ("ours / recipe, Redis", (OURS, "redis"), (RECIPE, "redis"), 1.15, True),
+        (
+            "Instructor AutoCache hit / ours on memory://",
+            (INSTRUCTOR, "AutoCache"),
+            (OURS, "memory"),
+            50,
+            False,
+        ),
+        (
+            "Instructor DiskCache hit / ours on disk://",
+            (INSTRUCTOR, "DiskCache"),
+            (OURS, "disk"),
+            50,
+            False,
+        ),
+        (
+            "Instructor AutoCache hit / ours on Redis (for information)",
+            (INSTRUCTOR, "AutoCache"),
+            (OURS, "redis"),
+            None,
+            False,
+        ),
+    ]
+    targets: list[Target] = []
+    for title, numerator, denominator, limit, at_most in comparisons:
+        pair = (pick(*numerator), pick(*denominator))
+        targets += compare(title, pair, limit, at_most, inputs, measured)
     return targets
 
 
