@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -66,3 +67,48 @@ def env_json(name: str, default: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ImproperlyConfigured(f"{name} must be a JSON object")
     return value
+
+
+def env_patterns(name: str) -> tuple[str, ...]:
+    """Regular expressions, one a line or comma-separated; each checked to compile.
+
+    A comma inside (), [] or {} or after a backslash belongs to its pattern, so
+    `[A-Z]{16,}` stays whole.
+    """
+    raw = os.environ.get(name, "")
+    items = raw.splitlines() if "\n" in raw else _split_top_level_commas(raw)
+    patterns = tuple(item.strip() for item in items if item.strip())
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ImproperlyConfigured(
+                f"{name}: {pattern!r} is not a valid regular expression ({exc}); fix or remove it."
+            ) from None
+    return patterns
+
+
+def _split_top_level_commas(raw: str) -> list[str]:
+    items: list[str] = []
+    current: list[str] = []
+    depth, in_class, escaped = 0, False, False
+    for char in raw:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char in "({":
+            depth += 1
+        elif char in ")}":
+            depth = max(0, depth - 1)
+        elif char == "," and depth == 0:
+            items.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    items.append("".join(current))
+    return items

@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 import django_stubs_ext
 
-from cachesite.env import env_bool, env_float, env_int, env_json, env_list, env_str
+from cachesite.env import env_bool, env_float, env_int, env_json, env_list, env_patterns, env_str
 
 # Lets ModelAdmin[Model] and friends be subscripted at runtime, as mypy sees them.
 django_stubs_ext.monkeypatch()
@@ -66,6 +66,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "extractor.context_processors.cache_health",
             ],
         },
     },
@@ -114,7 +115,7 @@ WHITENOISE_USE_FINDERS = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "extractor.llm.RedactSecretsFilter"}},
+    "filters": {"redact_secrets": {"()": "extractor.redaction.RedactSecretsFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {
         "console": {
@@ -143,6 +144,9 @@ EXTRACTOR_RECORD_FLUSH_SECONDS = env_float("EXTRACTOR_RECORD_FLUSH_SECONDS", 1.0
 EXTRACTOR_RECORD_BUFFER_MAX = env_int("EXTRACTOR_RECORD_BUFFER_MAX", 100_000)
 # Off: records wait for an explicit flush (tests and one-shot scripts).
 EXTRACTOR_RECORD_IN_BACKGROUND = env_bool("EXTRACTOR_RECORD_IN_BACKGROUND", True)
+# Regexes of secrets to mask in stored arguments, previews, outputs, errors and logs,
+# added to the built-in key shapes (extractor/redaction.py); comma- or newline-separated.
+EXTRACTOR_REDACT_PATTERNS = env_patterns("EXTRACTOR_REDACT_PATTERNS")
 
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or None

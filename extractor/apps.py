@@ -22,7 +22,14 @@ class ExtractorConfig(AppConfig):
 
 
 def configure_cache_from_settings() -> None:
-    """Point the library's defaults at the settings; a bad URL stops startup."""
+    """Point the library's defaults at the settings.
+
+    A URL that cannot work (unknown scheme, bad option) stops startup: that is a
+    typo to fix now. A cache directory that is missing, read-only or unopenable
+    does not: the backend logs one error, every call goes to the LLM (recorded
+    as backend_error) and each page shows a banner with the fix, so the
+    dashboard stays usable to diagnose it.
+    """
     from django.conf import settings
 
     from extractor.caching import configure

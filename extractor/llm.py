@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import re
 from functools import lru_cache
 
 import instructor
@@ -12,6 +10,9 @@ import tenacity
 from django.conf import settings
 from instructor.core.exceptions import InstructorRetryException
 from pydantic import ValidationError
+
+# Re-exported: views show provider errors through it.
+from extractor.redaction import redact as redact
 
 API_KEY_HELP = (
     "No LLM API key is configured. Set OPENAI_API_KEY in the environment "
@@ -89,27 +90,3 @@ def describe_provider_error(exc: BaseException) -> str:
     if isinstance(exc, openai.APIStatusError):
         return f"The provider answered with an error ({exc.status_code})."
     return redact(f"The extraction failed: {type(exc).__name__}: {exc}")
-
-
-# Provider key shapes (OpenAI "sk-...", "sk-proj-...", Anthropic "sk-ant-..."), for
-# errors raised by a user's own decorated function with a key we were never told.
-_KEY_PATTERN = re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}")
-
-
-def redact(text: str) -> str:
-    """`text` with the configured API key, and anything shaped like one, blanked out."""
-    key = settings.OPENAI_API_KEY
-    if key and len(key) >= 8:
-        text = text.replace(key, "***")
-    return _KEY_PATTERN.sub("sk-***", text)
-
-
-class RedactSecretsFilter(logging.Filter):
-    """Logging filter: libraries log provider errors verbatim; keys must not reach logs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = redact(message) if settings.configured else message
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True

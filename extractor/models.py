@@ -184,6 +184,7 @@ class Call(models.Model):
         SCHEMA_CHANGED = events.MissReason.SCHEMA_CHANGED, "Schema changed"
         CODE_CHANGED = events.MissReason.CODE_CHANGED, "Code changed"
         VERSION_CHANGED = events.MissReason.VERSION_CHANGED, "Version changed"
+        STATE_CHANGED = events.MissReason.STATE_CHANGED, "Environment or settings changed"
         MODEL_CHANGED = events.MissReason.MODEL_CHANGED, "Model changed"
         EXPIRED = events.MissReason.EXPIRED, "Expired"
         EVICTED = events.MissReason.EVICTED, "Evicted from the backend"

@@ -98,33 +98,41 @@ class FakeLLM:
             time.sleep(delay)
         if failure is not None:
             return failure
-        tool = body["tools"][0]["function"]
-        arguments = answer(body) if answer else example_for(tool["parameters"], body)
+        if "tools" in body:
+            tool = body["tools"][0]["function"]
+            arguments = answer(body) if answer else example_for(tool["parameters"], body)
+            choice: dict[str, Any] = {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {
+                                "name": tool["name"],
+                                "arguments": json.dumps(arguments),
+                            },
+                        }
+                    ],
+                },
+            }
+        else:  # Instructor's JSON modes: the schema is in the system message
+            schema = schema_in_messages(body)
+            arguments = answer(body) if answer else example_for(schema, body)
+            choice = {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": json.dumps(arguments)},
+            }
         return 200, {
             "id": f"chatcmpl-{len(self.requests)}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body["model"],
-            "choices": [
-                {
-                    "index": 0,
-                    "finish_reason": "tool_calls",
-                    "message": {
-                        "role": "assistant",
-                        "content": None,
-                        "tool_calls": [
-                            {
-                                "id": "call_1",
-                                "type": "function",
-                                "function": {
-                                    "name": tool["name"],
-                                    "arguments": json.dumps(arguments),
-                                },
-                            }
-                        ],
-                    },
-                }
-            ],
+            "choices": [choice],
             "usage": {
                 "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens,
@@ -169,6 +177,23 @@ def user_text(body: dict[str, Any]) -> str:
     if isinstance(content, list):  # content blocks, as with Anthropic's cache_control
         return " ".join(block.get("text", "") for block in content if isinstance(block, dict))
     return str(content)
+
+
+def schema_in_messages(body: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema Instructor's JSON modes write into a system message."""
+    decoder = json.JSONDecoder()
+    for message in body["messages"]:
+        content = message.get("content")
+        if message["role"] != "system" or not isinstance(content, str):
+            continue
+        for start in (i for i, char in enumerate(content) if char == "{"):
+            try:
+                schema, _end = decoder.raw_decode(content, start)
+            except ValueError:
+                continue
+            if isinstance(schema, dict) and "properties" in schema:
+                return schema
+    return {}
 
 
 def example_for(schema: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:

@@ -9,16 +9,23 @@ from extractor.caching.backends import (
 )
 from extractor.caching.decorator import CachedFunction, bypass, capture_calls, instructor_cache
 from extractor.caching.defaults import configure
-from extractor.caching.errors import ArgumentEncodingError, CacheConfigurationError
+from extractor.caching.errors import (
+    ArgumentEncodingError,
+    BackendUnavailable,
+    CacheConfigurationError,
+    KeyFault,
+)
 from extractor.caching.events import CallEvent, MissReason, Outcome, set_recorder
 
 __all__ = [
     "ArgumentEncodingError",
+    "BackendUnavailable",
     "CacheBackend",
     "CacheConfigurationError",
     "CachedFunction",
     "CallEvent",
     "DiskBackend",
+    "KeyFault",
     "MemoryBackend",
     "MissReason",
     "Outcome",

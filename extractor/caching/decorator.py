@@ -8,9 +8,11 @@ the installed recorder. A backend that fails is skipped, never raised.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
+import threading
 import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,8 +24,16 @@ from pydantic import BaseModel
 
 from extractor.caching import defaults as _defaults
 from extractor.caching.backends import CacheBackend, shared_backend
-from extractor.caching.envelope import Envelope, envelope_type, hit_reader
-from extractor.caching.errors import CacheConfigurationError, CorruptValue
+from extractor.caching.backends.base import first_report
+from extractor.caching.dependencies import Dependencies, follow
+from extractor.caching.envelope import (
+    Envelope,
+    UnstorableResult,
+    envelope_for,
+    envelope_type,
+    hit_reader,
+)
+from extractor.caching.errors import BackendError, CacheConfigurationError, CorruptValue, KeyFault
 from extractor.caching.events import (
     CallEvent,
     FunctionInfo,
@@ -33,10 +43,10 @@ from extractor.caching.events import (
     describe_error,
     recorder_slot,
 )
-from extractor.caching.keys import KeyBuilder, code_fingerprint, schema_fingerprint
-from extractor.caching.registry import register
+from extractor.caching.keys import KeyBuilder, schema_fingerprint
+from extractor.caching.naming import function_name, owner_class
+from extractor.caching.registry import register, registered
 from extractor.caching.singleflight import AsyncSingleFlight, SingleFlight
-from extractor.caching.usage import completion_info
 
 logger = logging.getLogger("extractor.caching")
 
@@ -136,13 +146,21 @@ def instructor_cache(
     """
     options = CacheOptions(backend, ttl, version, namespace, key, model_argument)
     if func is not None:
-        if not callable(func):
-            raise TypeError(
-                "instructor_cache takes the function to cache, or keyword options only: "
-                f"@instructor_cache(backend={func!r}) rather than @instructor_cache({func!r})"
-            )
-        return CachedFunction(func, options).wrapper
-    return lambda f: CachedFunction(f, options).wrapper
+        return _decorate(func, options)
+    return lambda f: _decorate(f, options)
+
+
+def _decorate(func: Any, options: CacheOptions) -> Any:
+    # Above @classmethod or @staticmethod: cache the function inside and wrap it
+    # again, so the class still binds it as it would without the cache.
+    if isinstance(func, (classmethod, staticmethod)):
+        return type(func)(CachedFunction(func.__func__, options).wrapper)
+    if not callable(func):
+        raise TypeError(
+            "instructor_cache takes the function to cache, or keyword options only: "
+            f"@instructor_cache(backend={func!r}) rather than @instructor_cache({func!r})"
+        )
+    return CachedFunction(func, options).wrapper
 
 
 class CacheOptions:
@@ -185,20 +203,42 @@ class CacheOptions:
 def response_model_of(func: Callable[..., Any]) -> type[BaseModel]:
     name = getattr(func, "__qualname__", repr(func))
     try:
-        hints = typing.get_type_hints(func)
+        annotation = _return_annotation(func)
     except Exception as exc:
         raise TypeError(
             f"@instructor_cache could not resolve the return annotation of {name}: {exc}. "
             "Define the response model before the decorated function."
         ) from exc
-    annotation = hints.get("return")
+    if typing.get_origin(annotation) is tuple:
+        # create_with_completion's (model, completion): the model is the response model.
+        items = typing.get_args(annotation)
+        model = items[0] if len(items) == 2 else None
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            return model
     if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
         shown = "no return annotation" if annotation is None else f"-> {annotation!r}"
         raise TypeError(
             f"@instructor_cache needs {name} to be annotated as returning a Pydantic "
-            f"BaseModel subclass (-> MyModel); it has {shown}."
+            f"BaseModel subclass (-> MyModel), or create_with_completion's pair "
+            f"(-> tuple[MyModel, Any]); it has {shown}."
         )
     return annotation
+
+
+def _return_annotation(func: Callable[..., Any]) -> Any:
+    """The return annotation alone, resolved: an argument annotated with a class
+    local to the caller must not stop the decoration (only the return matters)."""
+    annotation = getattr(func, "__annotations__", {}).get("return")
+    if not isinstance(annotation, str):
+        return annotation
+    namespace = dict(getattr(func, "__globals__", {}))
+    code = getattr(func, "__code__", None)
+    for name, cell in zip(
+        code.co_freevars if code else (), getattr(func, "__closure__", None) or (), strict=False
+    ):
+        with contextlib.suppress(ValueError):  # an empty cell
+            namespace[name] = cell.cell_contents
+    return eval(annotation, namespace)  # the annotation's own text, as typing would
 
 
 class CachedFunction:
@@ -213,12 +253,68 @@ class CachedFunction:
         self.envelope_type = envelope_type(self.response_model)
         self.options = options
         schema_fp, json_schema = schema_fingerprint(self.response_model)
+        self.name = function_name(func)
+        self._schema = (schema_fp, json_schema)
+        self._prepare_lock = threading.Lock()
+        self._prepared: tuple[FunctionInfo, KeyBuilder] | None = None
+        self.dependencies: Dependencies | None = None
+        self._read_hit = hit_reader(self.response_model, schema_fp)
+        self._down_until = 0.0
+        self._down_error = ""
+        self._flight = SingleFlight()
+        self._async_flight = AsyncSingleFlight()
+        self.wrapper = self._async_wrapper() if self.is_async else self._sync_wrapper()
+        self.wrapper.cache = self  # type: ignore[attr-defined]
+        register(self)
+
+    # -- what the key follows, worked out at the first call -------------------------
+
+    @property
+    def info(self) -> FunctionInfo:
+        return (self._prepared or self._prepare())[0]
+
+    @property
+    def keys(self) -> KeyBuilder:
+        return (self._prepared or self._prepare())[1]
+
+    def _prepare(self, args: tuple[Any, ...] = ()) -> tuple[FunctionInfo, KeyBuilder]:
+        """Fingerprint the function and what it reads, once.
+
+        Not at decoration: a helper defined below the decorated function, or a
+        module the function reads that is still importing, is only there once
+        the first call comes.
+        """
+        with self._prepare_lock:
+            if self._prepared is None:
+                self._prepared = self._fingerprint(args)
+            return self._prepared
+
+    def followed(self) -> list[str]:
+        """The functions and classes the key follows ("module:qualname"), in walk order."""
+        self.keys  # noqa: B018  (prepares)
+        return list(self.dependencies.described) if self.dependencies else []
+
+    def _fingerprint(self, args: tuple[Any, ...]) -> tuple[FunctionInfo, KeyBuilder]:
+        func, options = self.func, self.options
         parameters = inspect.signature(func).parameters
-        self.info = FunctionInfo(
-            name=f"{func.__module__}:{func.__qualname__}",
+        first = next(iter(parameters), None)
+        owner = owner_class(func)
+        if owner is None and first in ("self", "cls") and args:
+            owner = args[0] if isinstance(args[0], type) else type(args[0])
+        self.dependencies = dependencies = follow(
+            func,
+            response_model=self.response_model,
+            method_of=owner,
+            # key=lambda self, text: text leaves the instance out of the arguments;
+            # what the method reads off it must still join the key.
+            read_self_state=options.key_function is not None and first == "self",
+        )
+        schema_fp, json_schema = self._schema
+        info = FunctionInfo(
+            name=self.name,
             namespace=options.namespace,
             version=options.version,
-            code_fingerprint=code_fingerprint(func),
+            code_fingerprint=dependencies.fingerprint,
             schema_name=f"{self.response_model.__module__}.{self.response_model.__qualname__}",
             schema_fingerprint=schema_fp,
             json_schema=json_schema,
@@ -229,23 +325,17 @@ class CachedFunction:
             response_model=self.response_model,
             parameter_names=tuple(parameters),
         )
-        self.keys = KeyBuilder(
+        keys = KeyBuilder(
             func=func,
-            function_name=self.info.name,
+            function_name=info.name,
             namespace=options.namespace,
             version=options.version,
-            code_fingerprint=self.info.code_fingerprint,
+            code_fingerprint=info.code_fingerprint,
             schema_fingerprint=schema_fp,
             key_function=options.key_function,
+            call_state=dependencies.reader(),
         )
-        self._read_hit = hit_reader(self.response_model, schema_fp)
-        self._down_until = 0.0
-        self._down_error = ""
-        self._flight = SingleFlight()
-        self._async_flight = AsyncSingleFlight()
-        self.wrapper = self._async_wrapper() if self.is_async else self._sync_wrapper()
-        self.wrapper.cache = self  # type: ignore[attr-defined]
-        register(self)
+        return info, keys
 
     # -- the hit path: keep it lean, it runs millions of times ----------------------
 
@@ -265,8 +355,9 @@ class CachedFunction:
     def _sync_wrapper(self) -> Callable[..., Any]:
         # Everything the hit path touches is a local of this closure: attribute
         # and global lookups are a measurable share of a ~5 µs hit.
-        build_key = self.keys.build
-        info = self.info
+        build_key: Callable[[tuple[Any, ...], dict[str, Any]], tuple[str, bytes]] | None = None
+        info: FunctionInfo = None  # type: ignore[assignment]  # set with build_key
+        prepare = self._prepare
         fixed_backend = self.options.backend
         state = _defaults.state
         current_scope = _scope.get
@@ -275,7 +366,11 @@ class CachedFunction:
 
         @functools.wraps(self.func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            nonlocal build_key, info
             started = perf_counter()
+            if build_key is None:
+                info, keys = prepare(args)
+                build_key = keys.build
             key, arguments = build_key(args, kwargs)
             scope = current_scope()
             if not state.enabled or (scope is not None and scope.bypass):
@@ -315,8 +410,9 @@ class CachedFunction:
         return wrapper
 
     def _async_wrapper(self) -> Callable[..., Any]:
-        build_key = self.keys.build
-        info = self.info
+        build_key: Callable[[tuple[Any, ...], dict[str, Any]], tuple[str, bytes]] | None = None
+        info: FunctionInfo = None  # type: ignore[assignment]  # set with build_key
+        prepare = self._prepare
         fixed_backend = self.options.backend
         state = _defaults.state
         current_scope = _scope.get
@@ -324,7 +420,11 @@ class CachedFunction:
 
         @functools.wraps(self.func)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            nonlocal build_key, info
             started = perf_counter()
+            if build_key is None:
+                info, keys = prepare(args)
+                build_key = keys.build
             key, arguments = build_key(args, kwargs)
             scope = current_scope()
             if not state.enabled or (scope is not None and scope.bypass):
@@ -370,11 +470,14 @@ class CachedFunction:
             envelope = self._envelope_for(result, started)
             stored, set_error = False, None
             if envelope is not None and self._backend_usable():
+                backend = self.backend()
                 try:
-                    self.backend().set(key, envelope.model_dump_json(), self.ttl())
-                    stored = True
+                    backend.set(key, envelope.model_dump_json(), self.ttl())
                 except Exception as exc:
                     set_error = self._backend_failed(exc, perf_counter())[1]
+                else:
+                    stored = True
+                    backend.mark_working()
             self._record_miss(key, arguments, started, envelope, stored, reason, error, set_error)
             return result
 
@@ -397,11 +500,14 @@ class CachedFunction:
             envelope = self._envelope_for(result, started)
             stored, set_error = False, None
             if envelope is not None and self._backend_usable():
+                backend = self.backend()
                 try:
-                    await self.backend().aset(key, envelope.model_dump_json(), self.ttl())
-                    stored = True
+                    await backend.aset(key, envelope.model_dump_json(), self.ttl())
                 except Exception as exc:
                     set_error = self._backend_failed(exc, perf_counter())[1]
+                else:
+                    stored = True
+                    backend.mark_working()
             self._record_miss(key, arguments, started, envelope, stored, reason, error, set_error)
             return result
 
@@ -462,24 +568,24 @@ class CachedFunction:
         self._record(CallEvent(outcome, self.info, key, arguments, started, latency, envelope))
 
     def _envelope_for(self, result: Any, started: float) -> Envelope[Any] | None:
-        if not isinstance(result, self.response_model):
-            logger.warning(
-                "%s returned %s instead of %s; not cached",
-                self.info.name,
-                type(result).__name__,
-                self.response_model.__name__,
+        """The envelope that stores `result`, or None (logged) when it cannot be cached.
+
+        A hit returns what this miss returned: the model (see envelope.py), or
+        the (model, completion) pair of create_with_completion.
+        """
+        try:
+            return envelope_for(
+                self.response_model,
+                result,
+                schema_fingerprint=self.info.schema_fingerprint,
+                latency_ms=(perf_counter() - started) * 1000,
+                created_at=time(),
             )
-            return None
-        completion = completion_info(result)
-        return self.envelope_type(
-            schema_fingerprint=self.info.schema_fingerprint,
-            output=result,
-            llm_provider=completion.provider,
-            llm_model=completion.model,
-            usage=completion.usage,
-            latency_ms=(perf_counter() - started) * 1000,
-            created_at=time(),
-        )
+        except UnstorableResult as exc:
+            logger.warning("%s returned %s; not cached", self.info.name, exc)
+        except Exception:  # the caller still gets its result
+            logger.exception("could not build the envelope of a %s result", self.info.name)
+        return None
 
     # -- backend and fault handling -------------------------------------------------
 
@@ -494,14 +600,40 @@ class CachedFunction:
         return perf_counter() >= self._down_until
 
     def _backend_failed(self, exc: BaseException, now: float) -> tuple[str, str]:
-        error = describe_error(exc)
+        """(miss reason, error) for what a backend raised, and the cool-down if due.
+
+        One key's trouble (an unreadable value, a refused write) is that call's
+        miss only: the next store overwrites the key, every other key is read as
+        usual. Only a backend that cannot be reached at all is skipped for a
+        while, and by every function on it: a dead Redis is dead for all of them.
+        """
+        # Our backends' messages already start with the underlying error's name.
+        error = str(exc) if isinstance(exc, BackendError) else describe_error(exc)
         if isinstance(exc, CorruptValue):
             return MissReason.CORRUPT, error
-        # Skip the backend for a moment: a dead Redis must not cost a timeout per call.
-        self._down_until = now + _defaults.state.retry_after
-        self._down_error = error
-        logger.warning("cache backend failed for %s, calling through: %s", self.info.name, error)
+        if isinstance(exc, KeyFault):
+            if first_report(error):
+                logger.warning("cache backend refused a key of %s: %s", self.info.name, error)
+            return MissReason.BACKEND_ERROR, error
+        backend = self.backend()
+        until = now + _defaults.state.retry_after
+        if backend.mark_unavailable(error, until):
+            logger.warning(
+                "cache backend %s failed, calling through for %.1f s: %s",
+                backend.label,
+                _defaults.state.retry_after,
+                error,
+            )
+        self._down_until, self._down_error = until, error
+        for cached in registered().values():
+            # The wrapper checks its own float: the hit path reads nothing shared.
+            if cached is not self and cached._uses(backend):
+                cached._down_until, cached._down_error = until, error
         return MissReason.BACKEND_ERROR, error
+
+    def _uses(self, backend: CacheBackend) -> bool:
+        fixed = self.options.backend
+        return (fixed if fixed is not None else _defaults.state.backend) is backend
 
     # -- recording ------------------------------------------------------------------
 
@@ -569,7 +701,7 @@ class CachedFunction:
 
     def cache_key(self, *args: Any, **kwargs: Any) -> str:
         """The key a call with these arguments reads and writes."""
-        return self.keys.build(args, kwargs)[0]
+        return (self._prepared or self._prepare(args))[1].build(args, kwargs)[0]
 
     def replay(self, *args: Any, **kwargs: Any) -> Any:
         """Call the function for real, store nothing, record a "replay"."""

@@ -18,7 +18,8 @@ class CacheDefaults:
         self.url = os.environ.get("EXTRACTOR_CACHE_URL", "disk://.data/cache")
         self.ttl: float | None = None
         self.enabled = True
-        # After a backend failure, skip it this long instead of paying a timeout per call.
+        # After a connection-level failure (not one key's trouble), every function on
+        # that backend skips it this long instead of paying a timeout per call.
         self.retry_after = 2.0
         self.backend: CacheBackend | None = None  # resolved from url on first use
         self._lock = threading.Lock()

@@ -33,6 +33,9 @@ class MissReason:
     SCHEMA_CHANGED = "schema_changed"
     CODE_CHANGED = "code_changed"
     VERSION_CHANGED = "version_changed"
+    # Same arguments, code and version: what the function reads at call time
+    # (environment, settings, the instance) has changed.
+    STATE_CHANGED = "state_changed"
     MODEL_CHANGED = "model_changed"
     EXPIRED = "expired"
     EVICTED = "evicted"

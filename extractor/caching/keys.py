@@ -3,18 +3,15 @@
 A key is a 256-bit hash of a canonical JSON of (namespace, function, code
 fingerprint, version, schema fingerprint) followed by the canonical JSON of the
 bound arguments. For the usual short arguments it is SHA-256, with the static
-part hashed once at decoration time and each call hashing only its arguments
+part hashed once (at the first call) and each call hashing only its arguments
 into a copy of that state; long arguments use BLAKE3 (see LONG_ARGUMENTS).
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import inspect
-import textwrap
-import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from decimal import Decimal
 from enum import Enum
 from pathlib import PurePath
@@ -24,18 +21,19 @@ import orjson
 from blake3 import blake3
 from pydantic import BaseModel
 
+from extractor.caching.arguments import FAST_TYPES, encode_arguments
+from extractor.caching.dependencies import follow
 from extractor.caching.errors import ArgumentEncodingError
 
-KEY_FORMAT = 1
-# Arguments this long (in canonical JSON bytes) are hashed with BLAKE3, which
-# is about twice as fast as SHA-256 on a 10 kB document; shorter ones with
-# SHA-256, which is faster there. The choice depends only on the bytes hashed,
+# 2: the code fingerprint follows what the function reads (dependencies.py).
+KEY_FORMAT = 2
+# Arguments this long (in canonical JSON bytes) are hashed with BLAKE3, shorter
+# ones with SHA-256 into a copy of the prefix's state. Measured here (2 cores,
+# SHA-NI): SHA-256 is faster up to about 4 KiB (1.4 vs 2.1 µs at 2 KB), BLAKE3
+# beyond (4.8 vs 6.0 µs at 10 KB). The choice depends only on the bytes hashed,
 # so a given call always gets the same key.
-LONG_ARGUMENTS = 1024
+LONG_ARGUMENTS = 4096
 _ORJSON_OPTIONS = orjson.OPT_SORT_KEYS
-# Module-level constants a function reads (a prompt, a model name) are part of
-# its behaviour, so they join the code fingerprint when they are plain values.
-_PLAIN_CONSTANT_TYPES = (str, int, float, bool, bytes, type(None))
 
 
 def canonical_json(value: Any) -> bytes:
@@ -64,62 +62,8 @@ def schema_fingerprint(model: type[BaseModel]) -> tuple[str, dict[str, Any]]:
 
 
 def code_fingerprint(func: Callable[..., Any]) -> str:
-    """Fingerprint of what the function does, ignoring its decorators and comments.
-
-    Editing the prompt or the model name inside the function changes it; so does
-    a module constant the function reads. Reformatting or a comment does not.
-    """
-    func = inspect.unwrap(func)
-    parts: list[Any] = [_normalised_source(func) or _bytecode_summary(func.__code__)]
-    parts.append(sorted(_plain_globals(func).items()))
-    return hashlib.sha256(canonical_json(parts)).hexdigest()
-
-
-def _normalised_source(func: Callable[..., Any]) -> str | None:
-    try:
-        source = textwrap.dedent(inspect.getsource(func))
-    except (OSError, TypeError):
-        return None
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return source
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            node.decorator_list = []
-            return ast.unparse(node)
-    return source
-
-
-def _bytecode_summary(code: types.CodeType) -> list[Any]:
-    consts = [
-        _bytecode_summary(c) if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts
-    ]
-    return [code.co_code.hex(), consts, list(code.co_names)]
-
-
-def _referenced_names(code: types.CodeType) -> set[str]:
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _referenced_names(const)
-    return names
-
-
-def _plain_globals(func: Callable[..., Any]) -> dict[str, Any]:
-    code = getattr(func, "__code__", None)
-    module_globals: Mapping[str, Any] = getattr(func, "__globals__", {})
-    if code is None:
-        return {}
-    found: dict[str, Any] = {}
-    for name in _referenced_names(code):
-        value = module_globals.get(name, _MISSING)
-        if isinstance(value, _PLAIN_CONSTANT_TYPES):
-            found[name] = value.hex() if isinstance(value, bytes) else value
-    return found
-
-
-_MISSING = object()
+    """Fingerprint of what the function does and what it reads (see dependencies)."""
+    return follow(func).fingerprint
 
 
 class ArgumentBinder:
@@ -185,8 +129,10 @@ class KeyBuilder:
         code_fingerprint: str,
         schema_fingerprint: str,
         key_function: Callable[..., Any] | None = None,
+        call_state: Callable[[tuple[Any, ...]], bytes] | None = None,
     ) -> None:
         self._function_name = function_name
+        self._call_state = call_state
         self._binder = ArgumentBinder(func)
         self._key_function = key_function
         static = canonical_json(
@@ -217,45 +163,83 @@ class KeyBuilder:
         positional_only_call = self._binder.all_positional_count
         copy_prefix = self._prefix.copy
         static = self._static
-        dumps, default, option = orjson.dumps, _encode_extra, _ORJSON_OPTIONS
-        encoding_error = self._encoding_error
+        dumps, fast_types, encode = orjson.dumps, FAST_TYPES, self._encode
         key_function = self._key_function
 
         def build(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, bytes]:
             if key_function is not None:
                 bind(args, kwargs)  # still reject a call the function would reject
-                arguments: Any = key_function(*args, **kwargs)
-            elif not kwargs and len(args) == positional_only_call:
-                arguments = args
+                encoded = encode(key_function(*args, **kwargs))
             else:
-                arguments = bind(args, kwargs)
-            try:
-                encoded = dumps(arguments, default=default, option=option)
-            except TypeError as exc:
-                raise encoding_error(arguments) from exc
+                if not kwargs and len(args) == positional_only_call:
+                    arguments = args
+                else:
+                    arguments = bind(args, kwargs)
+                # encode_arguments' own fast route, inlined: a call less on every hit.
+                for value in arguments:
+                    if type(value) not in fast_types:
+                        encoded = encode(arguments)
+                        break
+                else:
+                    try:
+                        encoded = dumps(arguments)
+                    except TypeError:  # an int beyond 64 bits, which the walk tags
+                        encoded = encode(arguments)
             if len(encoded) < LONG_ARGUMENTS:
                 digest = copy_prefix()
                 digest.update(encoded)
                 return digest.hexdigest(), encoded
             return blake3(static + encoded).hexdigest(), encoded
 
-        return build
+        call_state = self._call_state
+        if call_state is None:
+            return build
+
+        def build_with_call_state(
+            args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> tuple[str, bytes]:
+            # What the function reads at call time (environment, settings, self)
+            # joins the key; the arguments stored for display stay the call's own.
+            key, encoded = build(args, kwargs)
+            return blake3(key.encode() + b"\n" + call_state(args)).hexdigest(), encoded
+
+        return build_with_call_state
+
+    def _encode(self, arguments: Any) -> bytes:
+        try:
+            return encode_arguments(arguments)
+        except TypeError as exc:
+            raise self._encoding_error(arguments) from exc
 
     def _encoding_error(self, arguments: Any) -> ArgumentEncodingError:
+        # Off the hit path: encode again, one argument at a time, to name the culprit.
         if self._key_function is not None:
             return ArgumentEncodingError(
-                f"The key function of {self._function_name} returned a "
-                f"{type(arguments).__qualname__} that has no canonical JSON form; "
-                "return str, numbers, lists, dicts or Pydantic models."
+                f"The key function of {self._function_name} returned a value that cannot "
+                f"be part of a cache key: {_encoding_problem(arguments)}. {_ENCODABLE} "
+                "Return one of those."
             )
         for name, value in zip(self._binder.names, arguments, strict=False):
-            try:
-                canonical_json(value)
-            except TypeError:
+            problem = _encoding_problem(value)
+            if problem:
                 return ArgumentEncodingError(
-                    f"Argument {name!r} of {self._function_name} is a "
-                    f"{type(value).__qualname__}, which cannot be part of a cache key. "
-                    "Pass JSON-like values (str, numbers, lists, dicts, Pydantic models), "
-                    "or give @instructor_cache(key=...) a function that returns one."
+                    f"Argument {name!r} of {self._function_name} cannot be part of a cache "
+                    f"key: {problem}. {_ENCODABLE} Pass one of those, or give "
+                    "@instructor_cache(key=...) a function that returns one."
                 )
         return ArgumentEncodingError(f"The arguments of {self._function_name} cannot be encoded.")
+
+
+_ENCODABLE = (
+    "A key can hold str, numbers, None, lists, tuples, dicts (any hashable keys), sets, "
+    "Enums, Decimals, dates and times, UUIDs, bytes, Paths, dataclasses, classes and "
+    "Pydantic models, nested in any way."
+)
+
+
+def _encoding_problem(value: Any) -> str:
+    try:
+        encode_arguments(value)
+    except TypeError as exc:
+        return str(exc)
+    return ""

@@ -15,7 +15,7 @@ _functions: dict[str, CachedFunction] = {}
 
 
 def register(cached: CachedFunction) -> None:
-    _functions[cached.info.name] = cached
+    _functions[cached.name] = cached
 
 
 def find(name: str) -> CachedFunction | None:

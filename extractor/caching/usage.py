@@ -1,7 +1,8 @@
-"""Reads provider, model and token usage off what Instructor returned.
+"""Reads provider, model and token usage off a provider's response.
 
 Instructor keeps the provider's raw completion on the returned model as
-`_raw_response`; OpenAI and Anthropic report usage under different names.
+`_raw_response` (create_with_completion also returns it); OpenAI and Anthropic
+report usage under different names.
 """
 
 from __future__ import annotations
@@ -9,7 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from extractor.caching.envelope import Usage
+from pydantic import BaseModel
+
+from extractor.caching.completions import LazyCompletion
+
+
+class Usage(BaseModel):
+    """Token usage of the LLM call that produced a value."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    # Prompt tokens the provider served from its own prompt cache.
+    cached_prompt_tokens: int = 0
+    # Prompt tokens written to the provider's prompt cache (Anthropic).
+    cache_write_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,13 +33,18 @@ class CompletionInfo:
     usage: Usage
 
 
-def completion_info(result: Any) -> CompletionInfo:
-    raw = getattr(result, "_raw_response", None)
-    if raw is None:
+def completion_info(completion: Any) -> CompletionInfo:
+    """Provider, model and usage of a provider response; empty for None."""
+    if isinstance(completion, LazyCompletion):  # a cached call's, returned again
+        try:
+            completion = completion.rebuilt()
+        except Exception:
+            completion = None
+    if completion is None:
         return CompletionInfo(provider="", model="", usage=Usage())
-    provider = type(raw).__module__.split(".", 1)[0]
-    model = str(getattr(raw, "model", "") or "")
-    return CompletionInfo(provider=provider, model=model, usage=usage_of(raw))
+    provider = type(completion).__module__.split(".", 1)[0]
+    model = str(getattr(completion, "model", "") or "")
+    return CompletionInfo(provider=provider, model=model, usage=usage_of(completion))
 
 
 def usage_of(raw: Any) -> Usage:

@@ -106,7 +106,8 @@ class DatabaseRecorder:
                     write_events([event])
                     written += 1
                 except DatabaseError:
-                    logger.exception("dropped a call record: %r", event)
+                    # Not the event itself: its repr carries the call's arguments.
+                    logger.exception("dropped a call record of %s", _describe(event))
             return written
 
     def _start(self) -> None:
@@ -142,3 +143,9 @@ class DatabaseRecorder:
         self._thread = None
         if self.background and not self._closed:
             self._start()
+
+
+def _describe(record: Record) -> str:
+    if isinstance(record, tuple):
+        return f"{record[0].name} (hit, key {record[1]})"
+    return f"{record.info.name} ({record.outcome}, key {record.key})"

@@ -1,4 +1,4 @@
-"""Short, human-readable text for a call's arguments."""
+"""Short, human-readable text for a call's arguments, with secrets masked."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from extractor.caching.keys import canonical_json
+from extractor.redaction import redact
 
 PREVIEW_LENGTH = 300
 
@@ -20,7 +21,8 @@ def input_preview(arguments: Any) -> str:
         text = arguments
     else:
         text = orjson.dumps(arguments).decode()
-    text = " ".join(text.split())
+    # Masked before truncation: a key cut in half no longer looks like a key.
+    text = " ".join(redact(text).split())
     return text if len(text) <= PREVIEW_LENGTH else text[: PREVIEW_LENGTH - 1] + "…"
 
 

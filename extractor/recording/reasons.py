@@ -57,6 +57,13 @@ def explain_miss(context: MissContext) -> tuple[str, str]:
         )
     if earlier.version != context.version:
         return MissReason.VERSION_CHANGED, f"{earlier.version or '—'} → {context.version or '—'}"
+    if earlier.namespace == context.namespace and earlier.key != context.key:
+        # Nothing stored differs, yet the key does: the part of the key read at
+        # call time (environment variables, settings, attributes of self).
+        return (
+            MissReason.STATE_CHANGED,
+            "an environment variable, setting or instance attribute the function reads",
+        )
     return MissReason.NEW_INPUT, ""
 
 

@@ -21,11 +21,11 @@ from extractor.caching.defaults import current as current_defaults
 from extractor.caching.defaults import default_backend
 from extractor.caching.envelope import Envelope, Usage, envelope_type
 from extractor.caching.events import CallEvent, FunctionInfo, HitRecord, Outcome, Record, wall_time
-from extractor.llm import redact
 from extractor.models import CachedFunction, Entry, SchemaVersion
 from extractor.recording.inserts import CallRow, add_hits, insert_calls, timestamp_adapter
 from extractor.recording.previews import input_fingerprint, input_preview, model_of
 from extractor.recording.reasons import MissContext, explain_miss
+from extractor.redaction import redact, redact_value
 
 logger = logging.getLogger("extractor.recording")
 
@@ -120,7 +120,8 @@ def _touch_functions(infos: dict[FunctionInfo, float], versions: dict[str, Schem
                 "code_fingerprint": info.code_fingerprint,
                 "version": info.version,
                 "schema_version": versions[info.schema_fingerprint],
-                "backend": info.backend_label or _default_backend_label(),
+                # Defence in depth: a backend label is meant to hide its password already.
+                "backend": redact(info.backend_label or _default_backend_label()),
                 "last_seen_at": _datetime(started),
             },
         )
@@ -140,7 +141,9 @@ def _datetime(started: float) -> dt.datetime:
 def _row_for_computed(event: CallEvent, version: SchemaVersion) -> CallRow:
     """A miss, error, bypass or replay: the function really ran."""
     info = event.info
-    arguments = info.arguments_of(event.arguments_json)
+    # Everything below stores or compares the redacted arguments; the key was
+    # hashed from the real ones.
+    arguments = redact_value(info.arguments_of(event.arguments_json))
     envelope = event.envelope
     fingerprint = input_fingerprint(
         namespace=info.namespace,
@@ -215,6 +218,7 @@ def store_entry(
 ) -> Entry:
     """The row for a value stored outside a call (a replay the user accepted)."""
     version = schema_version_for(info)
+    arguments = redact_value(arguments)
     Entry.objects.filter(key=key, status=Entry.Status.LIVE).update(
         status=Entry.Status.REPLACED, status_changed_at=dt.datetime.now(tz=dt.UTC)
     )
@@ -246,7 +250,7 @@ def _entry_fields(
         "schema_version": version,
         "code_fingerprint": info.code_fingerprint,
         "version": info.version,
-        "output": envelope.output.model_dump(mode="json"),
+        "output": redact_value(envelope.output.model_dump(mode="json")),
         "llm_provider": envelope.llm_provider,
         "llm_model": envelope.llm_model,
         "prompt_tokens": envelope.usage.prompt_tokens,

@@ -20,6 +20,7 @@ from extractor.caching.envelope import Usage
 from extractor.llm import describe_provider_error
 from extractor.models import Entry, Replay
 from extractor.recording.writer import store_entry
+from extractor.redaction import MASK
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -39,7 +40,43 @@ def replay_target(entry: Entry) -> CachedFunction:
             "This entry's arguments were not recorded (its function uses a key function, "
             "or the entry was first seen on a hit), so its call cannot be repeated."
         )
+    if _holds_mask(entry.arguments):
+        # A secret was masked before the arguments were stored: replaying "***"
+        # would ask another question, and accepting it would write the wrong key.
+        raise ReplayImpossible(
+            "A secret in this entry's arguments was masked before they were stored, "
+            "so its call cannot be repeated from here; call the function with the real "
+            "arguments instead."
+        )
+    if _holds_typed_value(entry.arguments):
+        raise ReplayImpossible(
+            "This entry's arguments include values JSON has no form for (an Enum, a "
+            "Decimal, a Path, a model...): they are stored in their key form, which "
+            "cannot be passed back to the function. Call it with the real arguments."
+        )
     return cached
+
+
+def _holds_mask(value: Any) -> bool:
+    if isinstance(value, str):
+        return MASK in value
+    if isinstance(value, dict):
+        return any(_holds_mask(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_mask(item) for item in value)
+    return False
+
+
+def _holds_typed_value(value: Any) -> bool:
+    """A type tag of the key's argument encoding ({"$enum": ...}), or an escaped "$" key."""
+    if isinstance(value, dict):
+        return any(
+            (isinstance(name, str) and name.startswith("$")) or _holds_typed_value(item)
+            for name, item in value.items()
+        )
+    if isinstance(value, list):
+        return any(_holds_typed_value(item) for item in value)
+    return False
 
 
 def entry_replay(*, entry: Entry, by: User | None) -> Replay:

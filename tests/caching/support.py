@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from extractor.caching import CacheBackend, instructor_cache
 from extractor.caching.events import CallEvent
 
 KEY = re.compile(r"[0-9a-f]{64}")
@@ -15,6 +16,20 @@ KEY = re.compile(r"[0-9a-f]{64}")
 class UserDetail(BaseModel):
     name: str
     age: int
+
+
+def cached_extraction(client: Any, backend: CacheBackend) -> Any:
+    """The recipe's extraction on `client`, cached on `backend`."""
+
+    @instructor_cache(backend=backend)
+    def extract(text: str) -> UserDetail:
+        return client.chat.completions.create(
+            model="gpt-4o-mini",
+            response_model=UserDetail,
+            messages=[{"role": "user", "content": text}],
+        )
+
+    return extract
 
 
 def outcomes(records: list[Any]) -> list[str]:

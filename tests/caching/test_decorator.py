@@ -369,3 +369,28 @@ def test_an_exception_in_the_function_reaches_the_caller_and_is_recorded(fake_ll
     assert [(event.outcome, event.error) for event in calls] == [
         ("error", "ValueError: cannot read 'x'")
     ]
+
+
+# -- create_with_completion's pair -------------------------------------------------------
+
+
+def returns_a_pair(text: str) -> tuple[UserDetail, object]:
+    raise AssertionError("not called")
+
+
+def returns_a_pair_of_strings(text: str) -> tuple[str, object]:
+    raise AssertionError("not called")
+
+
+def returns_a_triple(text: str) -> tuple[UserDetail, object, object]:
+    raise AssertionError("not called")
+
+
+def test_a_pair_annotation_caches_with_the_model_as_its_response_model():
+    assert instructor_cache(returns_a_pair).cache.response_model is UserDetail
+
+
+@pytest.mark.parametrize("function", [returns_a_pair_of_strings, returns_a_triple])
+def test_a_tuple_annotation_other_than_model_and_completion_is_refused_with_the_fix(function):
+    with pytest.raises(TypeError, match=r"-> tuple\[MyModel, Any\]"):
+        instructor_cache(function)

@@ -8,27 +8,14 @@ import json
 import time
 import uuid
 
-import instructor
 import pytest
 import redis
 
-from extractor.caching import CacheBackend, RedisBackend, capture_calls, instructor_cache
+from extractor.caching import RedisBackend, capture_calls, instructor_cache
 from extractor.caching.errors import CorruptValue
 from tests import redis_server
-from tests.caching.support import UserDetail, computed, outcomes
+from tests.caching.support import UserDetail, cached_extraction, computed, outcomes
 from tests.redis_server import RedisProcess, free_port
-
-
-def cached_extraction(client: instructor.Instructor, backend: CacheBackend):
-    @instructor_cache(backend=backend)
-    def extract(text: str) -> UserDetail:
-        return client.chat.completions.create(
-            model="gpt-4o-mini",
-            response_model=UserDetail,
-            messages=[{"role": "user", "content": text}],
-        )
-
-    return extract
 
 
 def text_of(raw: str | bytes) -> str:
@@ -248,4 +235,68 @@ def test_a_provider_error_reaches_the_caller_and_nothing_is_cached(client, disk_
 
     extract("Jason is 25")
     extract("Jason is 25")
+    assert fake_llm.count == 2
+
+
+def test_a_full_redis_keeps_serving_hits_and_records_each_refused_write(client, fake_llm):
+    warm = [f"User {n} is {20 + n} years old" for n in range(10)]
+    server = RedisProcess()
+    try:
+        admin = redis.Redis.from_url(server.url)
+        extract = cached_extraction(client, RedisBackend(server.url))
+        for text in warm:
+            extract(text)
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", 1)
+
+        with capture_calls() as calls:
+            for n, text in enumerate(warm):
+                extract(f"New user {n} is {30 + n} years old")  # its write is refused
+                extract(text)
+        admin.close()
+    finally:
+        server.stop()
+
+    # Used read-only: each warm key still hits right after a refused write.
+    assert outcomes(calls) == ["miss", "hit"] * 10
+    assert fake_llm.count == 10 + 10
+    refused = computed(calls)
+    assert {(event.stored, event.miss_reason) for event in refused} == {(False, None)}
+    assert all("maxmemory" in event.error for event in refused)
+
+
+def test_a_dead_redis_is_skipped_by_every_function_that_uses_it(
+    client, fake_llm, retry_after, monkeypatch
+):
+    retry_after(30.0)
+    server = RedisProcess()
+    backend = RedisBackend(server.url, prefix=f"test-{uuid.uuid4().hex[:8]}:")
+    extract = cached_extraction(client, backend)
+
+    @instructor_cache(backend=backend)
+    def extract_other(text: str) -> UserDetail:
+        return client.chat.completions.create(
+            model="gpt-4o-mini",
+            response_model=UserDetail,
+            messages=[{"role": "user", "content": text}],
+        )
+
+    server.stop()
+    extract("Jason is 25")  # the connection is refused: Redis is down for everyone
+    # Redis comes back on the same port holding a value for the other function,
+    # which must not look before the cool-down is over.
+    monkeypatch.setattr(redis_server, "free_port", lambda: server.port)
+    revived = RedisProcess()
+    try:
+        stored = UserDetail(name="Served by Redis", age=36)
+        key = extract_other.cache.cache_key("Ada is 36")
+        backend.set(key, envelope_json(extract_other, stored))
+        with capture_calls() as calls:
+            other = extract_other("Ada is 36")
+    finally:
+        revived.stop()
+
+    assert other.name == "name of Ada is 36"
+    assert (calls[0].miss_reason, calls[0].stored) == ("backend_error", False)
+    assert calls[0].error.startswith("ConnectionError")
     assert fake_llm.count == 2

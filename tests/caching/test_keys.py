@@ -314,19 +314,22 @@ def test_json_like_arguments_make_stable_keys(client, fake_llm):
 def test_an_argument_with_no_json_form_is_refused_by_name_before_the_provider_is_called(
     client, fake_llm
 ):
+    class Session:  # an object with no canonical form (a client has one: its configuration)
+        llm = client
+
     @instructor_cache(backend=MemoryBackend())
-    def extract(llm: instructor.Instructor, text: str) -> UserDetail:
-        return llm.chat.completions.create(
+    def extract(session: Session, text: str) -> UserDetail:
+        return session.llm.chat.completions.create(
             model="gpt-4o-mini",
             response_model=UserDetail,
             messages=[{"role": "user", "content": text}],
         )
 
     with pytest.raises(
-        ArgumentEncodingError, match=r"Argument 'llm' of .*extract.*key=\.\.\."
+        ArgumentEncodingError, match=r"Argument 'session' of .*extract.*key=\.\.\."
     ) as raised:
-        extract(client, "Jason is 25")
-    with pytest.raises(ArgumentEncodingError, match="'llm'"):
+        extract(Session(), "Jason is 25")
+    with pytest.raises(ArgumentEncodingError, match="'session'"):
         extract(object(), "Jason is 25")
 
     assert isinstance(raised.value, TypeError)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
+from typing import Any
 
 import pytest
 
 from extractor import extraction
+from extractor.caching import instructor_cache
 from extractor.models import Call, Entry, Invalidation
 from tests.recording.helpers import as_function, calls_in_order, person_model
 from tests.redis_server import free_port
@@ -295,3 +298,28 @@ def test_an_adopted_value_that_outlives_its_ttl_is_expired(fake_llm, make_extrac
     flush_records()
 
     assert (last_call().outcome, last_call().miss_reason) == ("miss", "expired")
+
+
+def test_a_changed_environment_variable_the_function_reads_is_state_changed(
+    llm, fake_llm, flush_records, monkeypatch
+):
+    model = person_model()
+    monkeypatch.setenv("CACHESITE_TEST_PROMPT", "Be brief.")
+
+    def extract(text: str) -> Any:
+        return llm.chat.completions.create(
+            model="gpt-4o-mini",
+            response_model=model,
+            messages=[
+                {"role": "system", "content": os.environ["CACHESITE_TEST_PROMPT"]},
+                {"role": "user", "content": text},
+            ],
+        )
+
+    decorated = instructor_cache(as_function(extract, model, "extract_prompted"))
+    decorated("Ada Lovelace")
+    monkeypatch.setenv("CACHESITE_TEST_PROMPT", "Be thorough.")
+    decorated("Ada Lovelace")
+    flush_records()
+
+    assert [call.miss_reason for call in calls_in_order()] == ["new_input", "state_changed"]

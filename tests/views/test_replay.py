@@ -261,3 +261,32 @@ def test_users_who_are_not_staff_are_refused(plain_user_client):
         assert getattr(plain_user_client, method)(address).status_code == 403, address
     replay.refresh_from_db()
     assert replay.accepted_at is None
+
+
+def test_an_entry_whose_arguments_held_a_masked_secret_is_not_replayed(
+    staff_client, fake_llm, flush_records
+):
+    extraction.extract("Use key sk-proj-" + "Ab3" * 16 + " for Jason", "UserDetail", "gpt-4o-mini")
+    flush_records()
+    entry = Entry.objects.get()
+    fake_llm.reset()
+
+    response = start(staff_client, entry, follow=True)
+
+    assert fake_llm.count == 0
+    assert not Replay.objects.exists()
+    assert any("masked" in message for message in messages_of(response))
+
+
+def test_an_entry_whose_arguments_are_in_their_typed_key_form_is_not_replayed(
+    staff_client, fake_llm
+):
+    entry = EntryFactory(
+        arguments={"text": {"$decimal": "19.9"}, "model": "gpt-4o-mini"},
+    )
+
+    response = start(staff_client, entry, follow=True)
+
+    assert fake_llm.count == 0
+    assert not Replay.objects.exists()
+    assert any("key form" in message for message in messages_of(response))

@@ -4,14 +4,23 @@ Keys carry a prefix so one Redis can hold several caches (and so the cache can
 be cleared without touching anything else). Timeouts are short on purpose: an
 unreachable Redis must cost the caller milliseconds, not seconds, before the
 call falls through to the LLM.
+
+Errors are sorted by what they say about the rest of the cache: a connection
+that fails is the whole Redis (BackendUnavailable); a refused write (out of
+memory, a read-only replica) or a key holding a list or hash is that key's
+(KeyFault, CorruptValue), and reads of every other key go on.
+
+redis.asyncio connections belong to the event loop that opened them, so there
+is one async client per loop, closed when its loop shuts down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-import weakref
-from collections.abc import Iterable
+import threading
+from collections.abc import AsyncGenerator, Iterable
 from itertools import islice
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -19,11 +28,13 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 import redis.asyncio
 
-from extractor.caching.backends.base import CacheBackend
+from extractor.caching.backends.base import CacheBackend, describe
+from extractor.caching.errors import BackendUnavailable, CorruptValue, KeyFault
 
 DEFAULT_PREFIX = "cachesite:"
 _CHUNK = 1000
 _GLOB_SPECIAL = re.compile(r"[\\*?\[\]]")
+_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
 
 class RedisBackend(CacheBackend):
@@ -44,18 +55,27 @@ class RedisBackend(CacheBackend):
         self.client = redis.Redis.from_url(url, **self._options)
         self._execute = self.client.execute_command
         self.label = f"{_without_password(url)} prefix={prefix!r}"
-        # redis.asyncio connections belong to the loop that opened them.
-        self._async_clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, redis.asyncio.Redis
-        ] = weakref.WeakKeyDictionary()
+        # Plain dicts: a loop's client refers to its loop, so a weak-keyed dict
+        # would never let either go (one leaked pool per asyncio.run()).
+        self._async_clients: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
+        self._closers: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
+        # Reentrant: finishing a closer (under the lock) runs its `finally`, which drops
+        # its entries under the lock too.
+        self._async_lock = threading.RLock()
 
     def get(self, key: str) -> bytes | None:
-        # execute_command directly: Redis.get is a wrapper around exactly this call.
-        return self._execute("GET", self.prefix + key)  # type: ignore[no-any-return,no-untyped-call]
+        try:
+            # execute_command directly: Redis.get is a wrapper around exactly this call.
+            return self._execute("GET", self.prefix + key)  # type: ignore[no-any-return,no-untyped-call]
+        except Exception as exc:
+            raise _read_failed(exc) from exc
 
     def set(self, key: str, value: str, ttl: float | None = None) -> None:
         px = max(1, int(ttl * 1000)) if ttl is not None else None
-        self.client.set(self.prefix + key, value, px=px)
+        try:
+            self.client.set(self.prefix + key, value, px=px)
+        except Exception as exc:
+            raise _write_failed(exc) from exc
 
     def delete_many(self, keys: Iterable[str]) -> int:
         removed = 0
@@ -72,21 +92,91 @@ class RedisBackend(CacheBackend):
 
     def close(self) -> None:
         self.client.close()
+        with self._async_lock:
+            self._forget_closed_loops()
 
     async def aget(self, key: str) -> bytes | None:
-        return await self._async_client().get(self.prefix + key)  # type: ignore[no-any-return]
+        client = self._async_clients.get(asyncio.get_running_loop())
+        if client is None:
+            client = await self._open_async_client()
+        try:
+            return await client.get(self.prefix + key)  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise _read_failed(exc) from exc
 
     async def aset(self, key: str, value: str, ttl: float | None = None) -> None:
-        px = max(1, int(ttl * 1000)) if ttl is not None else None
-        await self._async_client().set(self.prefix + key, value, px=px)
-
-    def _async_client(self) -> redis.asyncio.Redis:
-        loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
+        client = self._async_clients.get(asyncio.get_running_loop())
         if client is None:
+            client = await self._open_async_client()
+        px = max(1, int(ttl * 1000)) if ttl is not None else None
+        try:
+            await client.set(self.prefix + key, value, px=px)
+        except Exception as exc:
+            raise _write_failed(exc) from exc
+
+    async def _open_async_client(self) -> redis.asyncio.Redis:
+        loop = asyncio.get_running_loop()
+        with self._async_lock:
+            self._forget_closed_loops()
+            client = self._async_clients.get(loop)
+            if client is not None:
+                return client
             client = redis.asyncio.Redis.from_url(self.url, **self._options)
+            closer = self._closes_with(loop, client)
             self._async_clients[loop] = client
+            self._closers[loop] = closer
+        # Started on the loop, the generator is one the loop finalises when it
+        # shuts down: asyncio.run(), asyncio.Runner and asgiref all await
+        # loop.shutdown_asyncgens(), which runs the `finally` below while the
+        # loop can still close the connections properly.
+        await closer.__anext__()
         return client
+
+    async def _closes_with(
+        self, loop: asyncio.AbstractEventLoop, client: redis.asyncio.Redis
+    ) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            with self._async_lock:
+                self._async_clients.pop(loop, None)
+                self._closers.pop(loop, None)
+            if not loop.is_closed():
+                # A Redis that died meanwhile must not turn the loop's shutdown
+                # into an error report: its connections are gone either way.
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+    def _forget_closed_loops(self) -> None:
+        """Drop the clients of loops closed without shutting down their async
+        generators (a hand-run loop); garbage collection closes their sockets."""
+        for loop in [loop for loop in list(self._closers) if loop.is_closed()]:
+            closer = self._closers[loop]
+            # Finish the generator here (its loop is closed, so it awaits nothing):
+            # left to the garbage collector, it would ask the closed loop to finish it.
+            with contextlib.suppress(StopIteration):
+                closer.aclose().send(None)
+            self._async_clients.pop(loop, None)
+            self._closers.pop(loop, None)
+
+
+def _read_failed(exc: Exception) -> Exception:
+    if isinstance(exc, redis.ResponseError) and str(exc).startswith("WRONGTYPE"):
+        return CorruptValue(
+            f"{describe(exc)} (the key holds a list, hash or other Redis type, not a "
+            "cached value; the next store replaces it)"
+        )
+    # A read refused for any other reason (NOPERM, LOADING, a cluster that is
+    # down) is refused for every key, as a dead connection is.
+    return BackendUnavailable(describe(exc))
+
+
+def _write_failed(exc: Exception) -> Exception:
+    if isinstance(exc, (redis.ResponseError, redis.DataError)):
+        # Out of memory, a read-only replica, a failed save (MISCONF): this write
+        # is refused, reads still work; Redis is used read-only meanwhile.
+        return KeyFault(describe(exc))
+    return BackendUnavailable(describe(exc))
 
 
 def _batched(iterable: Iterable[Any]) -> Iterable[list[Any]]:
@@ -96,6 +186,8 @@ def _batched(iterable: Iterable[Any]) -> Iterable[list[Any]]:
 
 
 def _without_password(url: str) -> str:
+    # redis-py also takes the password from the query string (?password=...).
+    url = _PASSWORD_PARAMETER.sub(r"\g<1>***", url)
     parts = urlsplit(url)
     if parts.password is None:
         return url
