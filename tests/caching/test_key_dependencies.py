@@ -1,10 +1,11 @@
-"""The key follows what shapes the request from outside the function's body.
+"""The key follows what shapes the request, and nothing else, across processes.
 
-A small project (a prompts module, a helpers module, an app module with one
-decorated function per pattern) is run in a fresh interpreter, edited, and run
-in another: every function whose request changed must miss (one more request
-at the fake provider), every other one must hit. Both runs are made once for
-the module; each test reads the outcome of its own function.
+A small project (a prompts module, a helpers module, a document, an app module
+with one decorated function per pattern) is run in a fresh interpreter, edited,
+and run in another: every function whose request changed must miss (one more
+request at the fake provider), every other one must hit, including arguments
+that once collided or missed for nothing and outputs that once never hit. Both
+runs are made once for the module; each test reads the outcome of its function.
 """
 
 from __future__ import annotations
@@ -32,11 +33,14 @@ def build_messages(text):
 """
 
 APP = """
+import enum
 import os
+from decimal import Decimal
+from pathlib import Path
 
 import instructor
 import openai
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 import helpers
 import prompts
@@ -170,23 +174,101 @@ def validator(text: str) -> TidyUser:
 @instructor_cache(backend=CACHE)
 def docstring(text: str) -> UserDetail:
     return ask([{"role": "user", "content": text}])
+
+
+class Tone(enum.Enum):
+    FORMAL = "f"
+
+
+class Aliased(BaseModel):
+    full_name: str = Field(alias="fullName")
+    age: int
+
+
+class Checked(BaseModel):
+    name: str
+    age: int
+
+    @field_validator("name")
+    @classmethod
+    def needs_context(cls, value, info: ValidationInfo):
+        if not info.context:
+            raise ValueError("validated without its context")
+        return value
+
+
+class Secretive(BaseModel):
+    name: str
+    age: int = Field(exclude=True)
+
+
+@instructor_cache(backend=CACHE)
+def enum_argument(tone) -> UserDetail:
+    label = tone.name if isinstance(tone, Tone) else str(tone)
+    return ask([{"role": "user", "content": f"Jason is 25, say it {label}"}])
+
+
+@instructor_cache(backend=CACHE)
+def decimal_argument(price: Decimal) -> UserDetail:
+    return ask([{"role": "user", "content": f"Jason is 25 and paid {float(price)}"}])
+
+
+@instructor_cache(backend=CACHE)
+def path_argument(path: Path) -> UserDetail:
+    return ask([{"role": "user", "content": path.read_text()}])
+
+
+@instructor_cache(backend=CACHE)
+def aliased_output(text: str) -> Aliased:
+    return ask([{"role": "user", "content": text}], response_model=Aliased)
+
+
+@instructor_cache(backend=CACHE)
+def context_validator(text: str) -> Checked:
+    return client.chat.completions.create(
+        model="gpt-4o-mini",
+        response_model=Checked,
+        messages=[{"role": "user", "content": text}],
+        context={"checked": True},
+    )
+
+
+@instructor_cache(backend=CACHE)
+def required_excluded_output(text: str) -> Secretive:
+    return ask([{"role": "user", "content": text}], response_model=Secretive)
+
+
+# What the runner passes; every other function gets the same text.
+ARGUMENTS = {
+    "enum_argument": (Tone.FORMAL,),
+    "decimal_argument": (Decimal("19.9"),),
+    "path_argument": (Path(__file__).with_name("document.txt"),),
+}
 """
 
 # Each edit changes what one function sends, and nothing else.
 EDITS: dict[str, tuple[str, str, str]] = {
-    "local_helper": ("app", "Who is in: {text}", "Name the person in: {text}"),
-    "helper_in_other_module": ("helpers", "Extract the user: {text}", "Find the user: {text}"),
-    "module_attribute": ("prompts", "You extract the user", "You extract the person"),
-    "few_shot_list": ("app", "Jason is 25 -> Jason, 25", "Ann is 30 -> Ann, 30"),
-    "few_shot_dict": ("app", '{"style": "terse"}', '{"style": "verbose"}'),
-    "module_lambda": ("app", 'f"Text: {text}"', 'f"Input: {text}"'),
-    "closure": ("app", '"Be brief."', '"Be thorough."'),
-    "client_mode": ("app", "mode=instructor.Mode.TOOLS,", "mode=instructor.Mode.JSON,"),
-    "provider_model_string": ("app", '"openai/gpt-4o-mini"', '"openai/gpt-4o"'),
-    "validator": ("app", "return value.strip()", "return value.strip().title()"),
+    "local_helper": ("app.py", "Who is in: {text}", "Name the person in: {text}"),
+    "helper_in_other_module": ("helpers.py", "Extract the user: {text}", "Find the user: {text}"),
+    "module_attribute": ("prompts.py", "You extract the user", "You extract the person"),
+    "few_shot_list": ("app.py", "Jason is 25 -> Jason, 25", "Ann is 30 -> Ann, 30"),
+    "few_shot_dict": ("app.py", '{"style": "terse"}', '{"style": "verbose"}'),
+    "module_lambda": ("app.py", 'f"Text: {text}"', 'f"Input: {text}"'),
+    "closure": ("app.py", '"Be brief."', '"Be thorough."'),
+    "client_mode": ("app.py", "mode=instructor.Mode.TOOLS,", "mode=instructor.Mode.JSON,"),
+    "provider_model_string": ("app.py", '"openai/gpt-4o-mini"', '"openai/gpt-4o"'),
+    "validator": ("app.py", "return value.strip()", "return value.strip().title()"),
+    # The second run passes the Enum's raw value, which the function words differently.
+    "enum_argument": ("app.py", '"enum_argument": (Tone.FORMAL,)', '"enum_argument": ("f",)'),
+    "path_argument": ("document.txt", "Jason is 25", "Ann is 30"),
     # Not a change of the request: the same answer must be served.
+    "decimal_argument": (
+        "app.py",
+        '"decimal_argument": (Decimal("19.9"),)',
+        '"decimal_argument": (Decimal("19.90"),)',
+    ),
     "docstring": (
-        "app",
+        "app.py",
         "def docstring(text: str) -> UserDetail:\n",
         'def docstring(text: str) -> UserDetail:\n    """Extract the user."""\n',
     ),
@@ -196,8 +278,16 @@ ENVIRONMENT_CHANGES = {
     "model_from_environment": {"APP_MODEL": "gpt-4o"},
     "model_from_settings": {"SETTINGS_MODEL": "gpt-4o"},
 }
-MUST_MISS = {name for name in EDITS if name != "docstring"} | set(ENVIRONMENT_CHANGES)
-MUST_HIT = {"unchanged", "docstring"}
+# Same request in both runs: each once missed for nothing (or was never cached).
+MUST_HIT = {
+    "unchanged",
+    "docstring",
+    "decimal_argument",
+    "aliased_output",
+    "context_validator",
+    "required_excluded_output",
+}
+MUST_MISS = (set(EDITS) | set(ENVIRONMENT_CHANGES)) - MUST_HIT
 
 RUN_ALL = """
 import json
@@ -209,7 +299,7 @@ from extractor.caching import capture_calls
 outcomes = {}
 for name in sys.argv[1:]:
     with capture_calls() as calls:
-        getattr(app, name)("Jason is 25 years old")
+        getattr(app, name)(*app.ARGUMENTS.get(name, ("Jason is 25 years old",)))
     (record,) = calls
     outcomes[name] = "hit" if isinstance(record, tuple) else record.outcome
 print(json.dumps(outcomes))
@@ -249,14 +339,15 @@ def two_runs(tmp_path_factory, _fake_llm_server: FakeLLM) -> dict[str, Any]:
     sources = {"app": APP, "helpers": HELPERS, "prompts": PROMPTS}
     for module, source in sources.items():
         (project / f"{module}.py").write_text(source)
+    (project / "document.txt").write_text("Jason is 25 years old")
     names = sorted(MUST_MISS | MUST_HIT)
 
     first = json.loads(run_python(project, RUN_ALL, fake_llm, names))
     first_requests = fake_llm.count
-    for module, old, new in EDITS.values():
-        source = (project / f"{module}.py").read_text()
-        assert source.count(old) == 1, f"{old!r} must occur once in {module}.py"
-        (project / f"{module}.py").write_text(source.replace(old, new))
+    for filename, old, new in EDITS.values():
+        source = (project / filename).read_text()
+        assert source.count(old) == 1, f"{old!r} must occur once in {filename}"
+        (project / filename).write_text(source.replace(old, new))
     changed_environment = {k: v for env in ENVIRONMENT_CHANGES.values() for k, v in env.items()}
     second = json.loads(run_python(project, RUN_ALL, fake_llm, names, changed_environment))
     second_requests = fake_llm.count - first_requests
