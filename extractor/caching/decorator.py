@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from extractor.caching import defaults as _defaults
 from extractor.caching.backends import CacheBackend, shared_backend
 from extractor.caching.backends.base import first_report
-from extractor.caching.dependencies import Dependencies, follow
+from extractor.caching.dependencies import Dependencies, follow, own_code_fingerprint
 from extractor.caching.envelope import (
     Envelope,
     UnstorableResult,
@@ -301,14 +301,21 @@ class CachedFunction:
         owner = owner_class(func)
         if owner is None and first in ("self", "cls") and args:
             owner = args[0] if isinstance(args[0], type) else type(args[0])
-        self.dependencies = dependencies = follow(
-            func,
-            response_model=self.response_model,
-            method_of=owner,
-            # key=lambda self, text: text leaves the instance out of the arguments;
-            # what the method reads off it must still join the key.
-            read_self_state=options.key_function is not None and first == "self",
-        )
+        try:
+            dependencies = follow(
+                func,
+                response_model=self.response_model,
+                method_of=owner,
+                # key=lambda self, text: text leaves the instance out of the arguments;
+                # what the method reads off it must still join the key.
+                read_self_state=options.key_function is not None and first == "self",
+            )
+        except Exception:
+            # The walk must never break the caller: key on the function's own
+            # code, and say so (version= covers what the walk could not see).
+            logger.exception("could not follow what %s reads; keying on its code only", self.name)
+            dependencies = Dependencies(fingerprint=own_code_fingerprint(func))
+        self.dependencies = dependencies
         schema_fp, json_schema = self._schema
         info = FunctionInfo(
             name=self.name,

@@ -27,6 +27,7 @@ import dis
 import enum
 import hashlib
 import inspect
+import logging
 import os
 import re
 import sys
@@ -41,6 +42,8 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel
+
+logger = logging.getLogger("extractor.caching")
 
 # Beyond this many functions and classes the walk stops (and says so in the
 # fingerprint): a function that reaches that much of a project is keyed on
@@ -145,6 +148,15 @@ def follow(
         self_attributes=tuple(sorted(walk.self_attributes)) if read_self_state else (),
         described=walk.described,
     )
+
+
+def own_code_fingerprint(func: Callable[..., Any]) -> str:
+    """The function's own code alone: the fallback when the walk fails."""
+    func = inspect.unwrap(func)
+    code = getattr(func, "__code__", None)
+    source = normalised_source(func, without_decorators=True)
+    part = source if source is not None else (_bytecode_summary(code) if code else repr(func))
+    return hashlib.sha256(orjson.dumps(["own code only", part])).hexdigest()
 
 
 def normalised_source(obj: Any, *, without_decorators: bool = False) -> str | None:
@@ -303,7 +315,13 @@ class _Walk:
                 else:
                     every_string_constant = True
                 continue
-            found.append([".".join(chain[: len(chain) - len(rest)]), self.value(value, rest)])
+            name = ".".join(chain[: len(chain) - len(rest)])
+            try:
+                found.append([name, self.value(value, rest)])
+            except Exception as exc:  # a property that raises, a model that will not dump
+                # Seen but not fingerprinted: the key still changes if its type does.
+                logger.debug("could not fingerprint %s: %s", name, exc)
+                found.append([name, "unreadable", type(value).__qualname__])
         if every_string_constant:
             self.environment.update(
                 const

@@ -151,3 +151,25 @@ def test_an_instructor_client_passed_as_an_argument_keys_on_its_configuration(cl
         extract(json_client, "Jason is 25")
 
     assert outcomes(calls) == ["miss", "hit", "miss"]
+
+
+class Flaky:
+    @property
+    def model(self) -> str:
+        raise RuntimeError("only readable inside a request")
+
+
+FLAKY = Flaky()
+
+
+def test_a_value_the_walk_cannot_read_does_not_break_the_call(client, fake_llm):
+    @instructor_cache(backend=MemoryBackend())
+    def extract(text: str) -> UserDetail:
+        model = FLAKY.model if text == "never" else "gpt-4o-mini"
+        return ask(client, text, model=model)
+
+    with capture_calls() as calls:
+        extract("Jason is 25")
+        extract("Jason is 25")
+
+    assert outcomes(calls) == ["miss", "hit"]
