@@ -144,6 +144,11 @@ EXTRACTOR_RECORD_FLUSH_SECONDS = env_float("EXTRACTOR_RECORD_FLUSH_SECONDS", 1.0
 EXTRACTOR_RECORD_BUFFER_MAX = env_int("EXTRACTOR_RECORD_BUFFER_MAX", 100_000)
 # Off: records wait for an explicit flush (tests and one-shot scripts).
 EXTRACTOR_RECORD_IN_BACKGROUND = env_bool("EXTRACTOR_RECORD_IN_BACKGROUND", True)
+# On: SIGTERM and SIGINT write the buffered call records before the process goes on
+# to stop (off: leave both signals to the embedding app).
+EXTRACTOR_RECORD_SIGNAL_FLUSH = env_bool("EXTRACTOR_RECORD_SIGNAL_FLUSH", True)
+# Longest wait for that last write, at exit or on a signal; then the rest is logged.
+EXTRACTOR_RECORD_EXIT_SECONDS = env_float("EXTRACTOR_RECORD_EXIT_SECONDS", 5.0)
 # Regexes of secrets to mask in stored arguments, previews, outputs, errors and logs,
 # added to the built-in key shapes (extractor/redaction.py); comma- or newline-separated.
 EXTRACTOR_REDACT_PATTERNS = env_patterns("EXTRACTOR_REDACT_PATTERNS")

@@ -6,6 +6,7 @@ from django.conf import settings
 
 from extractor.caching.events import get_recorder, set_recorder
 from extractor.recording.buffer import DatabaseRecorder
+from extractor.recording.shutdown import install_signal_flush
 
 __all__ = ["DatabaseRecorder", "flush", "install_recorder"]
 
@@ -19,8 +20,10 @@ def install_recorder() -> DatabaseRecorder:
         background=settings.EXTRACTOR_RECORD_IN_BACKGROUND,
         flush_seconds=settings.EXTRACTOR_RECORD_FLUSH_SECONDS or 1.0,
         buffer_max=settings.EXTRACTOR_RECORD_BUFFER_MAX,
+        exit_seconds=settings.EXTRACTOR_RECORD_EXIT_SECONDS or 0.0,
     )
     set_recorder(recorder)
+    install_signal_flush(enabled=settings.EXTRACTOR_RECORD_SIGNAL_FLUSH)
     return recorder
 
 

@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import connection
-from django.db.models import Field
+from django.db import DatabaseError, connection
+from django.db.models import Field, Model
 
 from extractor.models import Call, Entry
+from extractor.recording.cleaning import row_cleaner
 
 CALL_COLUMNS = (
     "entry_id",
@@ -40,6 +41,11 @@ CALL_COLUMNS = (
 )
 CallRow = tuple[Any, ...]  # values in CALL_COLUMNS order
 _CHUNK = 1000  # rows per statement at most
+# From this many rows on, PostgreSQL gets the rows through COPY: one stream,
+# no SQL text to build or parse, several times faster than multi-row INSERTs.
+COPY_FROM_ROWS = 500
+
+clean_call_row = row_cleaner(Call, CALL_COLUMNS)
 
 
 def _insert_sql(rows: int, placeholder: str) -> str:
@@ -97,6 +103,9 @@ def insert_calls(rows: Sequence[CallRow]) -> None:
     skipping Django's placeholder rewriting of a very long SQL string."""
     if not rows:
         return
+    if connection.vendor == "postgresql" and len(rows) >= COPY_FROM_ROWS:
+        _copy_calls(rows)
+        return
     per_statement = max(1, min(_CHUNK, _parameter_limit() // len(CALL_COLUMNS)))
     sqlite = connection.vendor == "sqlite"
     connection.ensure_connection()
@@ -110,10 +119,43 @@ def insert_calls(rows: Sequence[CallRow]) -> None:
                 len(chunk), _insert_sql(len(chunk), placeholder)
             )
             # Django's error classes, as from its own cursors (IntegrityError, ...).
-            with connection.wrap_database_errors:
-                cursor.execute(sql, [value for row in chunk for value in row])
+            try:
+                with connection.wrap_database_errors:
+                    cursor.execute(sql, [value for row in chunk for value in row])
+            except DatabaseError as exc:
+                exc.add_note(_which_rows(chunk, start))
+                raise
     finally:
         cursor.close()
+
+
+def _copy_calls(rows: Sequence[CallRow]) -> None:
+    """COPY through psycopg 3, on the connection (and transaction) Django holds."""
+    quote = connection.ops.quote_name
+    table = quote(Call._meta.db_table)
+    columns = ", ".join(quote(_column(name)) for name in CALL_COLUMNS)
+    connection.ensure_connection()
+    try:
+        with (
+            connection.wrap_database_errors,
+            connection.connection.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+    except DatabaseError as exc:
+        exc.add_note(_which_rows(rows, 0))
+        raise
+
+
+def _which_rows(rows: Sequence[CallRow], offset: int) -> str:
+    """Says which records a refused statement held (never their values: secrets)."""
+    functions = sorted({str(row[2]) for row in rows})
+    outcomes = sorted({str(row[4]) for row in rows})
+    return (
+        f"call rows {offset}..{offset + len(rows) - 1} of the batch were refused:"
+        f" functions {', '.join(functions[:5])}; outcomes {', '.join(outcomes)}"
+    )
 
 
 def add_hits(updates: Sequence[tuple[int, Any, int]]) -> None:
@@ -129,3 +171,82 @@ def add_hits(updates: Sequence[tuple[int, Any, int]]) -> None:
     )
     with connection.cursor() as cursor:
         cursor.executemany(sql, updates)
+
+
+# A key's live row holds the newest stored value; the arguments are the key's
+# own (it was hashed from them), so any record that knows them may fill them in.
+_NEWEST_VALUE = (
+    "namespace",
+    "function",
+    "schema_version",
+    "code_fingerprint",
+    "version",
+    "output",
+    "llm_provider",
+    "llm_model",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_prompt_tokens",
+    "latency_ms",
+    "created_at",
+    "expires_at",
+)
+_KNOWN_ARGUMENTS = ("arguments", "input_fingerprint", "input_preview")
+
+
+def upsert_live_entry(fields: dict[str, Any], *, merge: bool = True) -> int:
+    """Insert the key's live row and return its id. When the key has a live row
+    already (stored meanwhile by another process or thread), converge on it
+    instead: with `merge` it takes this record's value if newer and its
+    arguments if it lacked them; without, it is kept as it is. One statement
+    on the `one_live_entry_per_key` index, so concurrent writers never collide.
+    """
+    quote = connection.ops.quote_name
+    table = quote(Entry._meta.db_table)
+    concrete = [field for field in Entry._meta.concrete_fields if not field.primary_key]
+    columns, values = [], []
+    for field in concrete:
+        value = fields[field.name] if field.name in fields else field.get_default()
+        if isinstance(value, Model):
+            value = value.pk
+        columns.append(quote(str(field.column)))
+        values.append(field.get_db_prep_save(value, connection))
+
+    def column(name: str) -> str:
+        field = Entry._meta.get_field(name)
+        assert isinstance(field, Field)
+        return quote(str(field.column))
+
+    if merge:
+        created, arguments = column("created_at"), column("arguments")
+        updates = [
+            f"{column(name)} = CASE WHEN excluded.{created} > {table}.{created}"
+            f" THEN excluded.{column(name)} ELSE {table}.{column(name)} END"
+            for name in _NEWEST_VALUE
+        ] + [
+            f"{column(name)} = CASE WHEN excluded.{arguments} IS NULL"
+            f" THEN {table}.{column(name)} ELSE excluded.{column(name)} END"
+            for name in _KNOWN_ARGUMENTS
+        ]
+    else:
+        updates = [f"{column('key')} = excluded.{column('key')}"]
+    status = column("status")
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(values))})"
+        # The literal predicate lets PostgreSQL match the partial unique index.
+        f" ON CONFLICT ({column('key')}) WHERE {status} = '{Entry.Status.LIVE}'"
+        f" DO UPDATE SET {', '.join(updates)} RETURNING {column('id')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    return int(row[0])
+
+
+def replace_live_entry(key: str, *, stored_before: dt.datetime, at: dt.datetime) -> int:
+    """Mark the key's live row replaced if it was stored before `stored_before`
+    (its value was gone when the call began); a row stored while the call was in
+    flight is the same value, and stays. Returns how many rows were replaced."""
+    return Entry.objects.filter(
+        key=key, status=Entry.Status.LIVE, created_at__lt=stored_before
+    ).update(status=Entry.Status.REPLACED, status_changed_at=at)

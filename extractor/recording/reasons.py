@@ -7,6 +7,8 @@ of the same function and input (schema, model, code or version changed).
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,17 +31,62 @@ class MissContext:
     at: datetime
 
 
-def explain_miss(context: MissContext) -> tuple[str, str]:
+_LOOKUP_CHUNK = 500
+
+
+class EarlierEntries:
+    """The entries a batch's misses are compared with: read in two queries for the
+    whole batch (by key, by input), then kept current as the batch stores more.
+
+    A miss is compared only with entries stored before the call began: one
+    stored while it was in flight (the same key computed at the same time by
+    another process) was not there to be missed, so it cannot explain the miss.
+    """
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, list[Entry]] = defaultdict(list)
+        self._by_input: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+
+    @classmethod
+    def load(cls, *, keys: Iterable[str], inputs: Iterable[tuple[str, str]]) -> EarlierEntries:
+        found = cls()
+        related = Entry.objects.select_related("schema_version", "invalidation").defer("output")
+        key_list = sorted(set(keys))
+        for start in range(0, len(key_list), _LOOKUP_CHUNK):
+            for entry in related.filter(key__in=key_list[start : start + _LOOKUP_CHUNK]):
+                found._by_key[entry.key].append(entry)
+        wanted = set(inputs)
+        fingerprints = sorted({fingerprint for _function, fingerprint in wanted})
+        for start in range(0, len(fingerprints), _LOOKUP_CHUNK):
+            chunk = fingerprints[start : start + _LOOKUP_CHUNK]
+            for entry in related.filter(input_fingerprint__in=chunk):
+                if (entry.function, entry.input_fingerprint) in wanted:
+                    found._by_input[entry.function, entry.input_fingerprint].append(entry)
+        return found
+
+    def add(self, entry: Entry) -> None:
+        self._by_key[entry.key].append(entry)
+        if entry.input_fingerprint:
+            self._by_input[entry.function, entry.input_fingerprint].append(entry)
+
+    def for_key(self, key: str, before: datetime) -> Entry | None:
+        return _latest(self._by_key.get(key, ()), before)
+
+    def for_input(self, function: str, fingerprint: str, before: datetime) -> Entry | None:
+        return _latest(self._by_input.get((function, fingerprint), ()), before)
+
+
+def _latest(entries: Iterable[Entry], before: datetime) -> Entry | None:
+    earlier = [entry for entry in entries if entry.created_at < before]
+    return max(earlier, key=lambda entry: (entry.created_at, entry.pk or 0), default=None)
+
+
+def explain_miss(context: MissContext, earlier_entries: EarlierEntries) -> tuple[str, str]:
     """Return (reason, detail) for a miss the library could not explain."""
-    same_key = Entry.objects.filter(key=context.key).order_by("-created_at", "-id").first()
+    same_key = earlier_entries.for_key(context.key, context.at)
     if same_key is not None:
         return _why_key_went_missing(same_key, context.at)
-    earlier = (
-        Entry.objects.filter(function=context.function, input_fingerprint=context.input_fingerprint)
-        .select_related("schema_version")
-        .order_by("-created_at", "-id")
-        .first()
-    )
+    earlier = earlier_entries.for_input(context.function, context.input_fingerprint, context.at)
     if earlier is None:
         return MissReason.NEW_INPUT, ""
     if earlier.schema_version_id != context.schema_version.pk:

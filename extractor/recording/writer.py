@@ -1,8 +1,12 @@
 """Turns a batch of call records into rows: schema versions, entries, calls.
 
-Misses are few (each one paid for an LLM call) and get per-event work: the
-miss explanation and a new entry row. Hits are many and are written in bulk:
-multi-row INSERTs for their call rows and one executemany for hit counts.
+Misses are few (each one paid for an LLM call): the entries that explain them
+are read once for the whole batch, then each stored value is one upsert on
+the key's live row (two processes that computed the same key at once converge
+on one row). Hits are many and are written in bulk: multi-row INSERTs (COPY
+on PostgreSQL) for their call rows and one executemany for hit counts. Every
+value is cleaned first (cleaning.py), so the database never refuses a batch
+for a value it holds.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Max
 
 from extractor.caching import registry
@@ -22,9 +26,18 @@ from extractor.caching.defaults import default_backend
 from extractor.caching.envelope import Envelope, Usage, envelope_type
 from extractor.caching.events import CallEvent, FunctionInfo, HitRecord, Outcome, Record, wall_time
 from extractor.models import CachedFunction, Entry, SchemaVersion
-from extractor.recording.inserts import CallRow, add_hits, insert_calls, timestamp_adapter
+from extractor.recording.cleaning import clean_fields, field_cleaner
+from extractor.recording.inserts import (
+    CallRow,
+    add_hits,
+    clean_call_row,
+    insert_calls,
+    replace_live_entry,
+    timestamp_adapter,
+    upsert_live_entry,
+)
 from extractor.recording.previews import input_fingerprint, input_preview, model_of
-from extractor.recording.reasons import MissContext, explain_miss
+from extractor.recording.reasons import EarlierEntries, MissContext, explain_miss
 from extractor.redaction import redact, redact_value
 
 logger = logging.getLogger("extractor.recording")
@@ -46,6 +59,15 @@ def write_events(records: list[Record]) -> None:
         infos = _latest_sighting(hits, computed)
         versions = {info.schema_fingerprint: schema_version_for(info) for info in infos}
         _touch_functions(infos, versions)
+        inputs = {id(event): _input_of(event) for event in computed}
+        earlier = EarlierEntries.load(
+            keys=(event.key for event in computed if _needs_explaining(event)),
+            inputs=(
+                (_function_name(event.info), inputs[id(event)][1])
+                for event in computed
+                if _needs_explaining(event)
+            ),
+        )
         rows: list[CallRow] = []
         # Hits are written in bulk, but a hit recorded before a miss that stores a
         # new value under its key was served by the old value: count it on the old
@@ -61,36 +83,74 @@ def write_events(records: list[Record]) -> None:
             if event.key in pending_keys:
                 rows.extend(_rows_for_hits(pending, versions))
                 pending, pending_keys = [], set()
-            rows.append(_row_for_computed(event, versions[event.info.schema_fingerprint]))
+            try:
+                rows.append(
+                    _row_for_computed(
+                        event, versions[event.info.schema_fingerprint], inputs[id(event)], earlier
+                    )
+                )
+            except DatabaseError as exc:
+                # Names the record (never its values: they may hold secrets).
+                exc.add_note(
+                    f"while writing the {event.outcome} of {event.info.name}, key {event.key}"
+                )
+                raise
         rows.extend(_rows_for_hits(pending, versions))
         insert_calls(rows)
 
 
+def _needs_explaining(event: CallEvent) -> bool:
+    return event.outcome == Outcome.MISS and not event.miss_reason
+
+
+def _function_name(info: FunctionInfo) -> str:
+    """The name as stored: clipped to the column, like every other value."""
+    return field_cleaner(Entry, "function")(info.name)  # type: ignore[no-any-return]
+
+
+def _input_of(event: CallEvent) -> tuple[Any, str]:
+    """(arguments, input fingerprint) of a computed call, arguments redacted."""
+    info = event.info
+    # Everything below stores or compares the redacted arguments; the key was
+    # hashed from the real ones.
+    arguments = redact_value(info.arguments_of(event.arguments_json))
+    fingerprint = input_fingerprint(
+        namespace=info.namespace,
+        function=info.name,
+        arguments=arguments,
+        model_argument=info.model_argument,
+    )
+    return arguments, fingerprint
+
+
 def schema_version_for(info: FunctionInfo) -> SchemaVersion:
     """The numbered version of this schema fingerprint, created on first sight."""
-    existing = SchemaVersion.objects.filter(
-        name=info.schema_name, fingerprint=info.schema_fingerprint
-    ).first()
+    identity = clean_fields(
+        SchemaVersion, {"name": info.schema_name, "fingerprint": info.schema_fingerprint}
+    )
+    existing = SchemaVersion.objects.filter(**identity).first()
     if existing is not None:
         return existing
     for _ in range(5):
         try:
             with transaction.atomic():
-                top = SchemaVersion.objects.filter(name=info.schema_name).aggregate(
+                top = SchemaVersion.objects.filter(name=identity["name"]).aggregate(
                     top=Max("number")
                 )["top"]
                 return SchemaVersion.objects.create(
-                    name=info.schema_name,
-                    fingerprint=info.schema_fingerprint,
-                    number=(top or 0) + 1,
-                    json_schema=info.json_schema,
-                    field_order=list(info.json_schema.get("properties", {})),
+                    **identity,
+                    **clean_fields(
+                        SchemaVersion,
+                        {
+                            "number": (top or 0) + 1,
+                            "json_schema": info.json_schema,
+                            "field_order": list(info.json_schema.get("properties", {})),
+                        },
+                    ),
                 )
         except IntegrityError:
             # Another process numbered it (or took the number) first; look again.
-            existing = SchemaVersion.objects.filter(
-                name=info.schema_name, fingerprint=info.schema_fingerprint
-            ).first()
+            existing = SchemaVersion.objects.filter(**identity).first()
             if existing is not None:
                 return existing
     raise IntegrityError(f"could not number a new version of {info.schema_name}")
@@ -115,15 +175,18 @@ def _touch_functions(infos: dict[FunctionInfo, float], versions: dict[str, Schem
             latest[info.name] = (info, started)
     for name, (info, started) in latest.items():
         CachedFunction.objects.update_or_create(
-            name=name,
-            defaults={
-                "code_fingerprint": info.code_fingerprint,
-                "version": info.version,
-                "schema_version": versions[info.schema_fingerprint],
-                # Defence in depth: a backend label is meant to hide its password already.
-                "backend": redact(info.backend_label or _default_backend_label()),
-                "last_seen_at": _datetime(started),
-            },
+            name=field_cleaner(CachedFunction, "name")(name),
+            defaults=clean_fields(
+                CachedFunction,
+                {
+                    "code_fingerprint": info.code_fingerprint,
+                    "version": info.version,
+                    "schema_version": versions[info.schema_fingerprint],
+                    # Defence in depth: a backend label is meant to hide its password already.
+                    "backend": redact(info.backend_label or _default_backend_label()),
+                    "last_seen_at": _datetime(started),
+                },
+            ),
         )
 
 
@@ -138,27 +201,24 @@ def _datetime(started: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(wall_time(started), tz=dt.UTC)
 
 
-def _row_for_computed(event: CallEvent, version: SchemaVersion) -> CallRow:
+def _row_for_computed(
+    event: CallEvent,
+    version: SchemaVersion,
+    prepared: tuple[Any, str],
+    earlier: EarlierEntries,
+) -> CallRow:
     """A miss, error, bypass or replay: the function really ran."""
     info = event.info
-    # Everything below stores or compares the redacted arguments; the key was
-    # hashed from the real ones.
-    arguments = redact_value(info.arguments_of(event.arguments_json))
+    arguments, fingerprint = prepared
     envelope = event.envelope
-    fingerprint = input_fingerprint(
-        namespace=info.namespace,
-        function=info.name,
-        arguments=arguments,
-        model_argument=info.model_argument,
-    )
     error = redact(event.error or "")
     reason, detail = event.miss_reason or "", error if event.miss_reason else ""
     model = model_of(arguments, info.model_argument, envelope.llm_model if envelope else "")
-    if event.outcome == Outcome.MISS and not event.miss_reason:
+    if _needs_explaining(event):
         reason, detail = explain_miss(
             MissContext(
                 key=event.key,
-                function=info.name,
+                function=_function_name(info),
                 namespace=info.namespace,
                 input_fingerprint=fingerprint,
                 schema_version=version,
@@ -167,31 +227,38 @@ def _row_for_computed(event: CallEvent, version: SchemaVersion) -> CallRow:
                 model=model,
                 model_argument=info.model_argument,
                 at=_datetime(event.started),
-            )
+            ),
+            earlier,
         )
-    entry = None
+    entry_id: int | None = None
     if event.outcome == Outcome.MISS and event.stored and envelope is not None:
-        entry = _store_entry(event, version, arguments, fingerprint, envelope)
+        entry_id = _store_entry(event, version, arguments, fingerprint, envelope, earlier)
     elif event.outcome == Outcome.REPLAY:
-        entry = Entry.objects.filter(key=event.key, status=Entry.Status.LIVE).first()
+        entry_id = (
+            Entry.objects.filter(key=event.key, status=Entry.Status.LIVE)
+            .values_list("pk", flat=True)
+            .first()
+        )
     usage = envelope.usage if envelope is not None else Usage()
-    return (
-        entry.pk if entry else None,
-        event.key,
-        info.name,
-        version.pk,
-        event.outcome,
-        reason,
-        detail[:255],
-        event.latency * 1000,
-        envelope.llm_provider if envelope else "",
-        envelope.llm_model if envelope and envelope.llm_model else model,
-        usage.prompt_tokens,
-        usage.completion_tokens,
-        usage.cached_prompt_tokens,
-        input_preview(arguments),
-        error,
-        timestamp_adapter()(wall_time(event.started)),
+    return clean_call_row(
+        (
+            entry_id,
+            event.key,
+            info.name,
+            version.pk,
+            event.outcome,
+            reason,
+            detail,
+            event.latency * 1000,
+            envelope.llm_provider if envelope else "",
+            envelope.llm_model if envelope and envelope.llm_model else model,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.cached_prompt_tokens,
+            input_preview(arguments),
+            error,
+            timestamp_adapter()(wall_time(event.started)),
+        )
     )
 
 
@@ -201,16 +268,42 @@ def _store_entry(
     arguments: Any,
     fingerprint: str,
     envelope: Envelope[Any],
-) -> Entry:
-    Entry.objects.filter(key=event.key, status=Entry.Status.LIVE).update(
-        status=Entry.Status.REPLACED, status_changed_at=_datetime(event.started)
+    earlier: EarlierEntries,
+) -> int:
+    """The key's live row for this stored value; its id.
+
+    A live row stored before this call began held a value that was gone when
+    the call looked (expired, corrupt, evicted): it is replaced. One stored
+    while the call was in flight is the same entry computed at the same time
+    elsewhere (another process; single-flight is per process): the two converge
+    on one row instead of one "replacing" the other.
+    """
+    started = _datetime(event.started)
+    replace_live_entry(event.key, stored_before=started, at=started)
+    fields = clean_fields(
+        Entry,
+        {
+            **_entry_fields(
+                event.info,
+                event.key,
+                version,
+                envelope,
+                event.ttl,
+                # A miss is recorded right after its store: the value reached the
+                # backend by then. Dating the row from that moment (not from when
+                # the value was built) tells a call that began before the value
+                # could be read (a concurrent miss elsewhere: the same entry) from
+                # one that began after (the value was gone: it is replaced).
+                stored_at=wall_time(event.started + event.latency),
+            ),
+            "arguments": arguments,
+            "input_fingerprint": fingerprint,
+            "input_preview": input_preview(arguments),
+        },
     )
-    return Entry.objects.create(
-        **_entry_fields(event.info, event.key, version, envelope, event.ttl),
-        arguments=arguments,
-        input_fingerprint=fingerprint,
-        input_preview=input_preview(arguments),
-    )
+    entry_id = upsert_live_entry(fields)
+    earlier.add(Entry(pk=entry_id, **fields))
+    return entry_id
 
 
 def store_entry(
@@ -219,20 +312,23 @@ def store_entry(
     """The row for a value stored outside a call (a replay the user accepted)."""
     version = schema_version_for(info)
     arguments = redact_value(arguments)
-    Entry.objects.filter(key=key, status=Entry.Status.LIVE).update(
-        status=Entry.Status.REPLACED, status_changed_at=dt.datetime.now(tz=dt.UTC)
+    now = dt.datetime.now(tz=dt.UTC)
+    replace_live_entry(key, stored_before=now, at=now)
+    fields = clean_fields(
+        Entry,
+        {
+            **_entry_fields(info, key, version, envelope, ttl),
+            "arguments": arguments,
+            "input_fingerprint": input_fingerprint(
+                namespace=info.namespace,
+                function=info.name,
+                arguments=arguments,
+                model_argument=info.model_argument,
+            ),
+            "input_preview": input_preview(arguments),
+        },
     )
-    return Entry.objects.create(
-        **_entry_fields(info, key, version, envelope, ttl),
-        arguments=arguments,
-        input_fingerprint=input_fingerprint(
-            namespace=info.namespace,
-            function=info.name,
-            arguments=arguments,
-            model_argument=info.model_argument,
-        ),
-        input_preview=input_preview(arguments),
-    )
+    return Entry.objects.get(pk=upsert_live_entry(fields))
 
 
 def _entry_fields(
@@ -241,12 +337,16 @@ def _entry_fields(
     version: SchemaVersion,
     envelope: Envelope[Any],
     ttl: float | None,
+    *,
+    stored_at: float | None = None,
 ) -> dict[str, Any]:
-    created_at = dt.datetime.fromtimestamp(envelope.created_at, tz=dt.UTC)
+    created_at = dt.datetime.fromtimestamp(
+        stored_at if stored_at is not None else envelope.created_at, tz=dt.UTC
+    )
     return {
         "key": key,
         "namespace": info.namespace,
-        "function": info.name,
+        "function": info.name,  # clipped with the rest by clean_fields
         "schema_version": version,
         "code_fingerprint": info.code_fingerprint,
         "version": info.version,
@@ -277,26 +377,29 @@ def _rows_for_hits(hits: list[HitRecord], versions: dict[str, SchemaVersion]) ->
         last = max(started for _info, _key, started, _latency in key_hits)
         if entry is not None:
             counts.append((len(key_hits), db_time(wall_time(last)), entry.pk))
-        # Everything but the latency and time is the entry's: build that part once.
+        # Everything but the latency and time is the entry's: build (and clean) it once.
         info = key_hits[0][0]
-        head = (
-            entry.pk if entry else None,
-            key,
-            info.name,
-            entry.schema_version_id if entry else versions[info.schema_fingerprint].pk,
-            Outcome.HIT,
-            "",
-            "",
+        template = clean_call_row(
+            (
+                entry.pk if entry else None,
+                key,
+                info.name,
+                entry.schema_version_id if entry else versions[info.schema_fingerprint].pk,
+                Outcome.HIT,
+                "",
+                "",
+                0.0,
+                entry.llm_provider if entry else "",
+                entry.llm_model if entry else "",
+                0,
+                0,
+                0,
+                entry.input_preview if entry else "",
+                "",
+                None,
+            )
         )
-        middle = (
-            entry.llm_provider if entry else "",
-            entry.llm_model if entry else "",
-            0,
-            0,
-            0,
-            entry.input_preview if entry else "",
-            "",
-        )
+        head, middle = template[:7], template[8:15]
         for index, (_info, _key, started, latency) in enumerate(key_hits):
             rows.append((*head, latency * 1000, *middle, db_time(wall_time(started))))
             if index % YIELD_EVERY == YIELD_EVERY - 1:
@@ -353,9 +456,15 @@ def _adopt(info: FunctionInfo, key: str, versions: dict[str, SchemaVersion]) -> 
         return None
     # The value was stored with the function's ttl (as CachedFunction.ttl() gives it).
     ttl = info.ttl if info.ttl is not None else current_defaults().ttl
-    return Entry.objects.create(
-        **_entry_fields(info, key, versions[info.schema_fingerprint], envelope, ttl),
-        arguments=None,
-        input_fingerprint="",
-        input_preview="(arguments not recorded: first seen on a hit)",
+    fields = clean_fields(
+        Entry,
+        {
+            **_entry_fields(info, key, versions[info.schema_fingerprint], envelope, ttl),
+            "arguments": None,
+            "input_fingerprint": "",
+            "input_preview": "(arguments not recorded: first seen on a hit)",
+        },
     )
+    # Another process may be storing the key's row right now: keep whichever
+    # is there (its miss, written later, merges its arguments into it).
+    return Entry.objects.get(pk=upsert_live_entry(fields, merge=False))
