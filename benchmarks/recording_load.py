@@ -66,7 +66,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.pages_at_scale import Database  # noqa: E402
+from benchmarks.pages_at_scale import Database, database_version  # noqa: E402
 from benchmarks.subjects import EXAMPLE_INPUT, MockLLM, extraction  # noqa: E402
 
 if TYPE_CHECKING:
@@ -294,17 +294,6 @@ def load_average() -> str:
 def percentile(values: Sequence[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] if ordered else 0.0
-
-
-def database_version() -> str:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            cursor.execute("SELECT sqlite_version()")
-            return f"SQLite {cursor.fetchone()[0]}"
-        cursor.execute("SHOW server_version")
-        return f"PostgreSQL {cursor.fetchone()[0]}"
 
 
 def print_header(arguments: argparse.Namespace, recorder: DatabaseRecorder) -> None:
