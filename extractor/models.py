@@ -196,9 +196,10 @@ class Call(models.Model):
         Entry, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
     )
     # Calls are written at hit rates, so every index here is paid per hit: the
-    # composite indexes below serve the call log's filters; `key` serves an
-    # entry's calls (all of them: a failed call of the key has no entry).
-    key = models.CharField(max_length=64, db_index=True)
+    # composite indexes below serve the call log's filters and, (key,
+    # created_at), an entry's calls (all of them: a failed call of the key has
+    # no entry), newest first.
+    key = models.CharField(max_length=64)
     function = models.CharField(max_length=255)
     schema_version = models.ForeignKey(
         SchemaVersion,
@@ -224,6 +225,8 @@ class Call(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
+            # An entry's calls, newest first (the entry page pages through them).
+            models.Index(fields=["key", "created_at"]),
             models.Index(fields=["function", "created_at"]),
             models.Index(fields=["outcome", "created_at"]),
         ]

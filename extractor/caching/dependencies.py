@@ -33,6 +33,7 @@ import re
 import sys
 import sysconfig
 import textwrap
+import threading
 import types
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -132,6 +133,30 @@ def follow(
     read_self_state: read the attributes the method reads off `self` at every
         call (when a `key=` function leaves `self` out of the arguments).
     """
+    # One walk at a time in a process: CPython 3.11's ast.parse is not safe to
+    # run in two threads at once (it can raise SystemError "AST constructor
+    # recursion depth mismatch"), and a walk that failed in one thread would key
+    # that function differently from the same function elsewhere. A walk runs
+    # once per function and process, so the lock costs nothing that matters.
+    with _WALK_LOCK:
+        return _follow(
+            func,
+            response_model=response_model,
+            method_of=method_of,
+            read_self_state=read_self_state,
+        )
+
+
+_WALK_LOCK = threading.Lock()
+
+
+def _follow(
+    func: Callable[..., Any],
+    *,
+    response_model: type[BaseModel] | None,
+    method_of: type | None,
+    read_self_state: bool,
+) -> Dependencies:
     walk = _Walk()
     parts: list[Any] = [walk.function(func, root=True, on_self=method_of is not None)]
     if method_of is not None:
@@ -170,7 +195,7 @@ def normalised_source(obj: Any, *, without_decorators: bool = False) -> str | No
     except (OSError, TypeError):
         return None
     try:
-        tree = ast.parse(source)
+        tree = _parse(source)
     except SyntaxError:
         return source
     for node in ast.walk(tree):
@@ -183,6 +208,18 @@ def normalised_source(obj: Any, *, without_decorators: bool = False) -> str | No
         return ast.unparse(first)
     # A lambda's source is the statement that holds it (`build = lambda t: ...`).
     return ast.unparse(tree)
+
+
+def _parse(source: str) -> ast.Module:
+    # CPython 3.11's parser can fail spuriously with SystemError ("AST
+    # constructor recursion depth mismatch") while another thread parses or
+    # compiles (user code may): the same source parses on a second try.
+    for _attempt in range(3):
+        try:
+            return ast.parse(source)
+        except SystemError:
+            continue
+    return ast.parse(source)
 
 
 def _drop_docstring(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
@@ -336,7 +373,9 @@ class _Walk:
         pending = set(self.self_methods)
         seen: set[str] = set()
         while pending:
-            name = pending.pop()
+            # In name order: a set's order differs between processes (hash seeds).
+            name = min(pending)
+            pending.discard(name)
             seen.add(name)
             member = inspect.getattr_static(cls, name, None)
             if isinstance(member, (staticmethod, classmethod)):
@@ -549,9 +588,17 @@ def _is_settings(value: Any) -> bool:
 
 
 def _through_modules(value: Any, chain: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
-    """Follow `prompts.SYSTEM`, `pkg.prompts.SYSTEM`: attribute reads on modules."""
+    """Follow `prompts.SYSTEM`, `pkg.prompts.SYSTEM`: attribute reads on modules.
+
+    Only the user's modules (and `os`, for os.environ and os.getenv) are looked
+    into. A library module is recorded by name: its attributes are not the
+    user's to change, and reading them can trigger a lazy import that another
+    thread may be in the middle of, which would make two processes disagree.
+    """
     rest = chain
     while rest and isinstance(value, types.ModuleType):
+        if value.__name__ != "os" and not _is_user_module(value.__name__):
+            break
         attribute = getattr(value, rest[0], _MISSING)
         if attribute is _MISSING:
             break

@@ -178,11 +178,12 @@ def _int(value: str) -> int:
 def entry_calls(entry: Entry) -> QuerySet[Call]:
     """Every call that used the entry, and the misses and errors of its key, newest first.
 
-    Call.key has no index (calls are written at hit rates); the function condition
-    lets the database start from the (function, created_at) index instead.
+    Every such call has the entry's key: the database walks the (key, created_at)
+    index newest first and stops at the page's end, however many calls the key has.
     """
     return (
-        Call.objects.filter(Q(entry=entry) | Q(key=entry.key, function=entry.function))
+        Call.objects.filter(key=entry.key)
+        .filter(Q(entry=entry) | Q(function=entry.function))
         .select_related("schema_version")
         .order_by("-created_at", "-id")
     )

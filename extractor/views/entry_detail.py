@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
@@ -11,7 +12,8 @@ from extractor.models import Call, Entry
 from extractor.selectors import entries as selectors
 from extractor.services.replay import ReplayImpossible, replay_target
 
-CALLS_SHOWN = 200
+# An entry can have many thousands of calls (one per hit): a page at a time.
+CALLS_PER_PAGE = 100
 HISTORY_SHOWN = 50
 
 
@@ -19,7 +21,8 @@ HISTORY_SHOWN = 50
 @staff_required
 def entry_detail(request: HttpRequest, pk: int) -> HttpResponse:
     entry = get_object_or_404(selectors.entry_detail(pk))
-    calls = list(selectors.entry_calls(entry)[: CALLS_SHOWN + 1])
+    page = Paginator(selectors.entry_calls(entry), CALLS_PER_PAGE).get_page(request.GET.get("page"))
+    calls = list(page.object_list)
     replaced = entry.status == Entry.Status.REPLACED
     replaced_by = selectors.entry_replacement(entry) if replaced else None
     history = list(selectors.with_staleness(selectors.entry_history(entry))[: HISTORY_SHOWN + 1])
@@ -28,9 +31,8 @@ def entry_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "extractor/entry_detail.html",
         {
             "entry": entry,
-            "calls": calls[:CALLS_SHOWN],
-            "more_calls": len(calls) > CALLS_SHOWN,
-            "calls_shown": CALLS_SHOWN,
+            "calls": calls,
+            "page": page,
             "created_by": _creating_miss(entry, calls),
             "history": history[:HISTORY_SHOWN],
             "more_history": len(history) > HISTORY_SHOWN,

@@ -220,3 +220,24 @@ def test_an_empty_text_is_refused_in_place_without_calling_the_llm(
     expect(page.get_by_test_id("outcome")).to_have_count(0)
     assert_same_document(page)
     assert fake_llm.count == 0
+
+
+def test_an_entrys_calls_page_in_place_and_the_url_follows(staff_login, live_server):
+    from extractor.models import Call
+
+    entry = EntryFactory()
+    Call.objects.bulk_create(
+        Call(entry=entry, key=entry.key, function=entry.function, outcome="hit", latency_ms=i)
+        for i in range(150)
+    )
+    page = staff_login()
+    page.goto(f"{live_server.url}/entries/{entry.pk}/")
+    mark_document(page)
+
+    page.get_by_role("link", name="Older →").click()
+
+    expect(page.get_by_text("Page 2 of 2")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"\?page=2$"))
+    expect(page.locator("h1")).to_have_count(1)
+    assert page.get_by_test_id("calls").locator("tbody tr").count() == 50
+    assert_same_document(page)

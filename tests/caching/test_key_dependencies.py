@@ -414,3 +414,59 @@ if __name__ == "__main__":
 
     assert as_script.split()[0] == imported.split()[0] == "users:extract"
     assert fake_llm.count == 1
+
+
+SERVICE = """
+import os
+
+from pydantic import BaseModel
+
+from extractor.caching import instructor_cache
+
+
+class UserDetail(BaseModel):
+    name: str
+    age: int
+
+
+class Service:
+    def __init__(self, model):
+        self.model, self.tone, self.style = model, "plain", "short"
+
+    @instructor_cache(backend="memory://", key=lambda self, text: text)
+    def extract(self, text: str) -> UserDetail:
+        return self.ask(self.system() + self.user(text) + self.footer(), os.environ.get("X"))
+
+    def system(self):
+        return self.tone
+
+    def user(self, text):
+        return text + self.style
+
+    def footer(self):
+        return "."
+
+    def ask(self, prompt, extra):
+        raise AssertionError("not called")
+
+
+print(Service.extract.cache.info.code_fingerprint)
+"""
+
+
+def test_the_fingerprint_is_the_same_in_every_process_whatever_its_hash_seed(tmp_path):
+    (tmp_path / "service.py").write_text(SERVICE)
+    fingerprints = set()
+    for seed in ("1", "2", "3", "4"):
+        done = subprocess.run(
+            [sys.executable, "service.py"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(REPOSITORY)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        fingerprints.add(done.stdout.strip())
+
+    assert len(fingerprints) == 1

@@ -142,19 +142,31 @@ def test_a_model_change_made_by_real_calls_is_explained(staff_client, fake_llm, 
     assert url(older) in html
 
 
-def test_calls_are_capped_with_a_link_to_the_call_log(staff_client):
+def test_calls_are_paged_newest_first_with_a_link_to_the_call_log(staff_client):
     entry = EntryFactory()
     Call.objects.bulk_create(
-        Call(entry=entry, key=entry.key, function=entry.function, outcome="hit", latency_ms=0.1)
-        for _ in range(201)
+        Call(entry=entry, key=entry.key, function=entry.function, outcome="hit", latency_ms=i)
+        for i in range(201)
     )
+
+    first = staff_client.get(url(entry))
+    last = staff_client.get(url(entry), {"page": 3})
+
+    assert len(first.context["calls"]) == 100
+    html = first.content.decode()
+    assert "Page 1 of 3" in html
+    assert "/calls/?function=extractor.extraction%3Aextract_UserDetail" in html
+    assert [call.latency_ms for call in last.context["calls"]] == [0]
+
+
+def test_the_calls_of_another_function_under_the_same_key_are_not_the_entrys(staff_client):
+    entry = EntryFactory()
+    Call.objects.create(key=entry.key, function="other:function", outcome="miss", latency_ms=1)
+    Call.objects.create(key=entry.key, function=entry.function, outcome="error", latency_ms=2)
 
     response = staff_client.get(url(entry))
 
-    assert len(response.context["calls"]) == 200
-    html = response.content.decode()
-    assert "Showing the newest 200 calls." in html
-    assert "/calls/?function=extractor.extraction%3Aextract_UserDetail" in html
+    assert [call.function for call in response.context["calls"]] == [entry.function]
 
 
 def test_history_links_other_values_of_the_same_question(staff_client):
