@@ -651,7 +651,13 @@ def _constants(code: types.CodeType) -> Iterable[Any]:
 
 def _bytecode_summary(code: types.CodeType) -> list[Any]:
     consts = [
-        _bytecode_summary(c) if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts
+        _bytecode_summary(c)
+        if isinstance(c, types.CodeType)
+        # A frozenset constant (`x in {"a", "b"}`) reprs in hash-seed order.
+        else sorted(map(repr, c))
+        if isinstance(c, frozenset)
+        else repr(c)
+        for c in code.co_consts
     ]
     return [code.co_code.hex(), consts, list(code.co_names)]
 

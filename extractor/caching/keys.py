@@ -22,7 +22,6 @@ from blake3 import blake3
 from pydantic import BaseModel
 
 from extractor.caching.arguments import FAST_TYPES, encode_arguments
-from extractor.caching.dependencies import follow
 from extractor.caching.errors import ArgumentEncodingError
 
 # 2: the code fingerprint follows what the function reads (dependencies.py).
@@ -59,11 +58,6 @@ def schema_fingerprint(model: type[BaseModel]) -> tuple[str, dict[str, Any]]:
     """Fingerprint of the model's JSON schema: fields, types, defaults, descriptions."""
     schema = model.model_json_schema()
     return hashlib.sha256(canonical_json(schema)).hexdigest(), schema
-
-
-def code_fingerprint(func: Callable[..., Any]) -> str:
-    """Fingerprint of what the function does and what it reads (see dependencies)."""
-    return follow(func).fingerprint
 
 
 class ArgumentBinder:
