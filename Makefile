@@ -21,7 +21,7 @@ run: $(STAMP)
 
 # The suites that write through the ORM and raw SQL run again on a real PostgreSQL.
 POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/cachesite
-POSTGRES_SUITES := tests/recording tests/services tests/views tests/selectors \
+POSTGRES_SUITES := tests/recording tests/services tests/views tests/selectors tests/management \
 	tests/test_extraction.py tests/caching/test_recorded_calls.py
 
 ## test: set everything up and run the whole test suite (needs redis-server, chromium, postgres)

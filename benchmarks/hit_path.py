@@ -414,8 +414,10 @@ def measure_writer(subject: Subject, size: Size, hits: int) -> str:
 def check_recording(subjects: list[Subject], inputs: list[Size]) -> list[str]:
     """Flush the recorder, then compare the database with the hits made; print and
     return what is missing."""
+    from django.db.models import Sum
+
     from extractor.caching.events import get_recorder
-    from extractor.models import Call, Entry
+    from extractor.models import Call, CallRollup, Entry
 
     get_recorder().flush()
     problems: list[str] = []
@@ -428,11 +430,19 @@ def check_recording(subjects: list[Subject], inputs: list[Size]) -> list[str]:
         total += made
         rows = Call.objects.filter(function=name, outcome=Call.Outcome.HIT).count()
         misses = Call.objects.filter(function=name, outcome=Call.Outcome.MISS).count()
+        counted = CallRollup.objects.filter(
+            function=name, span=CallRollup.Span.HOUR, outcome=Call.Outcome.HIT
+        ).aggregate(calls=Sum("calls"), itemised=Sum("itemised"))
         print(
-            f"  {subject.label:<28} {made:>8,} hits made, {rows:>8,} hit rows, {misses} miss rows"
+            f"  {subject.label:<28} {made:>8,} hits made, {counted['calls'] or 0:>8,} counted,"
+            f" {rows:>8,} itemised (hit rows), {misses} miss rows"
         )
-        if rows != made:
-            problems.append(f"{subject.label}: {made:,} hits made but {rows:,} Call rows")
+        if counted["calls"] != made:
+            problems.append(f"{subject.label}: {made:,} hits made but {counted['calls']} counted")
+        if rows != (counted["itemised"] or 0):
+            problems.append(
+                f"{subject.label}: the counters say {counted['itemised']} itemised, {rows:,} rows"
+            )
         if misses != len(inputs):
             problems.append(f"{subject.label}: {misses} miss rows, expected {len(inputs)}")
         for size in inputs:
@@ -443,7 +453,10 @@ def check_recording(subjects: list[Subject], inputs: list[Size]) -> list[str]:
         for problem in problems:
             print(f"  MISSING: {problem}")
     else:
-        print(f"  all {total:,} hits recorded (Call rows, entry hit counts and last hits)")
+        print(
+            f"  all {total:,} hits recorded (counters, entry hit counts and last hits; hit rows"
+            " up to EXTRACTOR_ITEMISED_HITS_PER_SECOND)"
+        )
     return problems
 
 

@@ -14,8 +14,11 @@ The database
     --keep), on SQLite a file in a temporary directory. The project's migrations
     build the tables; the rows come from SQL, never the ORM row by row:
     INSERT ... SELECT over generate_series (PostgreSQL) or a recursive CTE
-    (SQLite), with the tables' secondary indexes dropped during the load and
-    rebuilt from their own definitions afterwards, then (VACUUM) ANALYZE.
+    (SQLite), with the tables' secondary indexes (and on SQLite the search
+    index's triggers) dropped during the load and rebuilt from their own
+    definitions afterwards (the FTS5 table from the entries), then (VACUUM)
+    ANALYZE. --keep and then --reuse <database> time the pages again without
+    loading (migrations are applied first, so a new index is built).
 
     The shape is a few weeks of one busy team: 3 schemas with 3 or 4 versions
     each, 20 functions, 6 LLM models. Entries are spread over 28 days: about 65%
@@ -32,7 +35,9 @@ What is timed
     whole request (middleware, view, queries, template). Each page is asked
     once untimed (its status is checked and its SQL queries counted with
     CaptureQueriesContext), then --repeat times, round-robin over the pages so
-    that drift (the machine's load, caches) spreads over all of them. The
+    that drift (the machine's load, caches) spreads over all of them. The deep
+    pages ("page 1000" of entries and of calls) follow an `after` cursor found
+    once, untimed, with an OFFSET: the pages themselves never OFFSET. The
     script prints p50, p95 and the query count of each page, against the
     issue's target (p95 under 200 ms on PostgreSQL at 1M entries / 5M calls,
     under 300 ms on SQLite at 100k / 500k); it never asserts on time. A page
@@ -507,6 +512,18 @@ class Database:
             connection.execute(f'CREATE DATABASE "{name}"')
         return cls(kind, urlunsplit(parts._replace(path=f"/{name}")), admin, name)
 
+    @classmethod
+    def existing(cls, kind: str, postgres_url: str, name: str) -> Database:
+        """A database an earlier run kept: a name on the server, or an SQLite file."""
+        if kind == "sqlite":
+            path = Path(name).resolve()
+            if not path.is_file():
+                raise BenchmarkError(f"no SQLite file at {path}")
+            return cls(kind, f"sqlite:///{path}", directory=path.parent)
+        parts = urlsplit(postgres_url)
+        admin = urlunsplit(parts._replace(path="/postgres"))
+        return cls(kind, urlunsplit(parts._replace(path=f"/{name}")), admin, name)
+
     def drop(self) -> None:
         if self.kind != "postgres":
             return
@@ -667,8 +684,10 @@ def hot_entry(entries: int) -> int:
 
 def drop_indexes(connection: BaseDatabaseWrapper, tables: list[str]) -> list[str]:
     """Drop the tables' secondary indexes and return their definitions: rebuilt after
-    the load, each is one sort instead of millions of random inserts."""
-    definitions: list[tuple[str, str]] = []
+    the load, each is one sort instead of millions of random inserts. On SQLite the
+    search index's triggers go too (one FTS insert per row otherwise); the FTS
+    table is rebuilt from the entries after the load."""
+    definitions: list[tuple[str, str, str]] = []
     with connection.cursor() as cursor:
         for name in tables:
             if connection.vendor == "postgresql":
@@ -680,22 +699,28 @@ def drop_indexes(connection: BaseDatabaseWrapper, tables: list[str]) -> list[str
                     " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.oid)",
                     [name],
                 )
+                definitions += [("INDEX", str(index), str(sql)) for index, sql in cursor.fetchall()]
             else:
                 cursor.execute(
-                    "SELECT name, sql FROM sqlite_master"
-                    " WHERE type = 'index' AND tbl_name = %s AND sql IS NOT NULL",
+                    "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger')"
+                    " AND tbl_name = %s AND sql IS NOT NULL",
                     [name],
                 )
-            definitions += [(str(index), str(sql)) for index, sql in cursor.fetchall()]
-        for index, _sql in definitions:
-            cursor.execute(f"DROP INDEX {quote(index)}")
-    return [sql for _index, sql in definitions]
+                definitions += [
+                    (str(kind).upper(), str(index), str(sql))
+                    for kind, index, sql in cursor.fetchall()
+                ]
+        for kind, index, _sql in definitions:
+            cursor.execute(f"DROP {kind} {quote(index)}")
+    return [sql for _kind, _index, sql in definitions]
 
 
 def fill(database: Database, entries: int, calls: int) -> Load:
     from django.db import connection, transaction
 
     from extractor.models import Call, Entry
+    from extractor.recording.rollups import rebuild_from_calls
+    from extractor.selectors.search import rebuild_sqlite_index
 
     dialect: Dialect = Postgres() if connection.vendor == "postgresql" else Sqlite()
     load = Load(entries, calls)
@@ -722,13 +747,52 @@ def fill(database: Database, entries: int, calls: int) -> Load:
             if dialect.vendor == "postgresql":
                 # The UPDATE left a dead copy of every entry: compact before indexing.
                 cursor.execute(f"VACUUM FULL {table(Entry)}")
+        with load.step("counters (CallRollup) from the calls: one GROUP BY"):
+            rebuild_from_calls()
         with load.step(f"{len(indexes)} secondary indexes rebuilt"):
             for sql in indexes:
                 cursor.execute(sql)
+            if dialect.vendor == "sqlite":
+                rebuild_sqlite_index()
         with load.step("VACUUM ANALYZE" if dialect.vendor == "postgresql" else "ANALYZE"):
             cursor.execute("VACUUM ANALYZE" if dialect.vendor == "postgresql" else "ANALYZE")
     # The pages run on a fresh connection, with the server's settings, not the load's.
     connection.close()
+    check_load(load)
+    return load
+
+
+def reload() -> Load:
+    """What the pages need of a database an earlier run filled, read back from it."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from extractor.models import Call, CallRollup, Entry, Invalidation, SchemaVersion
+    from extractor.recording.rollups import rebuild_from_calls
+
+    load = Load(Entry.objects.count(), Call.objects.count())
+    versions = {
+        name: list(
+            SchemaVersion.objects.filter(name=name).order_by("number").values_list("pk", flat=True)
+        )
+        for name in SCHEMAS
+    }
+    load.reference = Reference(
+        current_version=[versions[name][-1] for name in SCHEMA_NAMES],
+        previous_version=[versions[name][-2] for name in SCHEMA_NAMES],
+        first_version=[versions[name][0] for name in SCHEMA_NAMES],
+        versions=versions,
+        invalidations=list(Invalidation.objects.order_by("pk").values_list("pk", flat=True)),
+        current_code=[hashlib.sha256(f"{name}:code:2".encode()).hexdigest() for name in FUNCTIONS],
+        previous_code=[hashlib.sha256(f"{name}:code:1".encode()).hexdigest() for name in FUNCTIONS],
+    )
+    load.hot = hot_entry(load.entries)
+    load.staff_id = get_user_model().objects.get(username="bench").pk
+    if not CallRollup.objects.exists():  # filled before the counters existed
+        rebuild_from_calls()
+    with connection.cursor() as cursor:
+        # Statistics for indexes the migrations just added (the load's ANALYZE ran before).
+        cursor.execute("ANALYZE")
     check_load(load)
     return load
 
@@ -789,15 +853,20 @@ def pages(load: Load) -> list[Page]:
         Page(f"entries state={state}", url("entries", {"state": state}))
         for state in ["live", "stale", "expired", "invalidated", "replaced", "all"]
     ]
-    result += [Page(f"entries search {SEARCH_TERM}", url("entries", {"q": SEARCH_TERM}))]
+    result += [
+        Page(f"entries search {SEARCH_TERM}", url("entries", {"q": SEARCH_TERM})),
+        # One entry's text: found through the index, not by reading every entry.
+        Page("entries search rare", url("entries", {"q": rare_search_term(load)})),
+    ]
     result += [
         Page(f"entries sort={sort}", url("entries", {"sort": sort}))
         for sort in ["-last_hit_at", "-hit_count", "-created_at", "created_at"]
     ]
     result += [
-        Page(f"entries page {DEEP_PAGE}", url("entries", {"page": DEEP_PAGE})),
+        Page(f"entries page {DEEP_PAGE}", url("entries", {"after": deep_cursor("entries")})),
         Page(f"entry #{load.hot} (10,000 calls)", url("entry", None, load.hot)),
         Page("calls", url("calls")),
+        Page(f"calls page {DEEP_PAGE}", url("calls", {"after": deep_cursor("calls")})),
     ]
     result += [
         Page(f"calls outcome={outcome}", url("calls", {"outcome": outcome}))
@@ -825,6 +894,38 @@ def pages(load: Load) -> list[Page]:
     ]
     result += [Page("invalidations", url("invalidations"))]
     return result
+
+
+def rare_search_term(load: Load) -> str:
+    """Text of one entry's input: "ref #" and the last entry's number (no other
+    number starts with it)."""
+    return f"ref #{load.entries}"
+
+
+def deep_cursor(page: str) -> str:
+    """The `after` cursor of page DEEP_PAGE of the unfiltered list (found once with
+    an OFFSET, untimed; the last page of a smaller list): the pages go by cursor,
+    never by OFFSET."""
+    from django.db.models import Model, QuerySet
+
+    from extractor.selectors import calls, entries, keyset
+    from extractor.views.calls import PER_PAGE as CALLS_PER_PAGE
+    from extractor.views.entries import PER_PAGE as ENTRIES_PER_PAGE
+
+    def before_page(rows: QuerySet[Any], per_page: int) -> Model:
+        offset = (DEEP_PAGE - 1) * per_page - 1
+        found: list[Model] = list(rows[offset : offset + 1])
+        if found:
+            return found[0]
+        last_page_start: Model = rows[max(0, ((rows.count() - 1) // per_page) * per_page - 1)]
+        return last_page_start
+
+    if page == "entries":
+        filters = entries.EntryFilters()
+        entry = before_page(entries.entry_list(filters), ENTRIES_PER_PAGE)
+        return keyset.encode(entries.entry_ordering(filters.sort), entry)
+    call = before_page(calls.call_list(calls.CallFilters()), CALLS_PER_PAGE)
+    return keyset.encode(calls.NEWEST_FIRST, call)
 
 
 @dataclass
@@ -902,14 +1003,11 @@ def report(kind: str, load: Load, timings: list[Timing], repeat: int, loads: lis
     entries, calls = TARGET_SCALE[kind]
     at_scale = (load.entries, load.calls) == (entries, calls)
     print()
-    print(
-        f"{database_version()}: {load.entries:,} entries, {load.calls:,} calls, loaded in "
-        f"{load.total_seconds:.0f} s ("
-        + ", ".join(
-            f"{name.split(' (')[0]} {seconds:.1f} s" for name, seconds in load.seconds.items()
-        )
-        + ")"
+    steps = ", ".join(
+        f"{name.split(' (')[0]} {seconds:.1f} s" for name, seconds in load.seconds.items()
     )
+    loaded = f"loaded in {load.total_seconds:.0f} s ({steps})" if steps else "reused (--reuse)"
+    print(f"{database_version()}: {load.entries:,} entries, {load.calls:,} calls, {loaded}")
     print(
         f"{repeat} timed requests per page, round-robin after one untimed; load average "
         f"(1, 5, 15 min) at the start {loads[0]}, when timing began {loads[1]}, at the end "
@@ -959,6 +1057,13 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         help="a server to create the benchmark's own database on",
     )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--reuse",
+        metavar="DATABASE",
+        help="time the pages of a database an earlier --keep run filled (a PostgreSQL "
+        "database name on the --postgres-url server, or an SQLite file): migrations are "
+        "applied, nothing is loaded, nothing dropped",
+    )
     arguments = parser.parse_args(argv)
     default_entries, default_calls = QUICK if arguments.quick else TARGET_SCALE[arguments.database]
     arguments.entries = arguments.entries or default_entries
@@ -975,15 +1080,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         if not arguments.keep:
             stack.callback(shutil.rmtree, data_dir, ignore_errors=True)
-        database = Database.create(arguments.database, arguments.postgres_url, data_dir)
-        if arguments.keep:
+        if arguments.reuse:
+            database = Database.existing(
+                arguments.database, arguments.postgres_url, arguments.reuse
+            )
+        else:
+            database = Database.create(arguments.database, arguments.postgres_url, data_dir)
+        if arguments.keep or arguments.reuse:
             print(f"keeping the database: {database.url}", file=sys.stderr)
         else:
             stack.callback(database.drop)
         stack.callback(close_connections)
         setup_django(database.url, data_dir)
-        print(f"loading {arguments.entries:,} entries, {arguments.calls:,} calls", file=sys.stderr)
-        load = fill(database, arguments.entries, arguments.calls)
+        if arguments.reuse:
+            print(f"reusing {database.url}", file=sys.stderr)
+            load = reload()
+        else:
+            print(
+                f"loading {arguments.entries:,} entries, {arguments.calls:,} calls", file=sys.stderr
+            )
+            load = fill(database, arguments.entries, arguments.calls)
         loads.append(load_average())
         timings = time_pages(load, arguments.repeat)
         loads.append(load_average())

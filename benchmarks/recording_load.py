@@ -27,21 +27,21 @@ What is run
 
 The lag
     Every 0.5 s during the run, the age of the oldest record not yet committed
-    to the database: the older of the record at the head of the recorder's
-    buffer and the oldest record of the batch the writer is writing (taken
-    from the buffer but not committed yet). Records carry their call's start
-    time (perf_counter), so the age is read off the record itself, with no
-    query. The batch in flight is seen by wrapping the recorder's private
-    `_take` and `_write` on this one instance: once per batch, never on the
-    hit path.
+    to the database: a record waits in the recorder's deque, then in its tally
+    (folded into counts, not yet written), then in the tally being written.
+    Records carry their call's start time (perf_counter) and a tally the start
+    of the first record folded into it, so the age is read off them with no
+    query; the tally in flight is seen by wrapping the recorder's private
+    `_write` on this one instance: once per write, never on the hit path.
 
 What is printed
     Calls made (per thread), Call rows written (itemised, per outcome), the
-    sum of Entry.hit_count (counted), recorder.dropped, calls lost (made -
-    counted), the hit rate, lag p50/p99/max, the exit flush time and the load
-    average before and after. The script never asserts on time; it exits 1
-    only when the run itself failed (an error, or a timed call that was not a
-    hit).
+    sum of Entry.hit_count (counted), the hits in the counters (CallRollup)
+    and how many of them were itemised, recorder.dropped and the
+    DroppedRecords saved, calls lost (made - counted), the hit rate, lag
+    p50/p99/max, the exit flush time and the load average before and after.
+    The script never asserts on time; it exits 1 only when the run itself
+    failed (an error, or a timed call that was not a hit).
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ from benchmarks.subjects import EXAMPLE_INPUT, MockLLM, extraction  # noqa: E402
 if TYPE_CHECKING:
     from extractor.caching.events import Record
     from extractor.recording import DatabaseRecorder
+    from extractor.recording.tally import Tally
 
 KEYS = 200
 SAMPLE_SECONDS = 0.5
@@ -137,12 +138,11 @@ def started_of(record: Record) -> float:
 class LagProbe:
     """The age of the oldest record not yet committed, read off the records.
 
-    The writer pops a batch off the buffer, then writes it in one transaction:
-    while it writes, the oldest unwritten record is that batch's first, no
-    longer in the buffer. `_take` and `_write` of this recorder are wrapped to
-    note it: the head is read before the batch is popped (only the writer and
-    the guard pop, under the flush lock and the take lock), and forgotten once
-    the write has returned (committed, or put back on failure).
+    A record waits in the recorder's deque, then in its tally (folded, not yet
+    written), then in the tally being written until that transaction commits.
+    The probe reads the deque's head and each tally's `oldest` (the start of
+    the first record folded into it); `_write` of this recorder is wrapped to
+    see the tally in flight: once per write, never on the hit path.
     """
 
     def __init__(self, recorder: DatabaseRecorder) -> None:
@@ -152,19 +152,15 @@ class LagProbe:
         self.pending: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lag-probe", daemon=True)
-        take, write = recorder._take, recorder._write
+        write = recorder._write
 
-        def noting_take(count: int) -> list[Record]:
-            self.in_flight = self._head()
-            return take(count)
-
-        def noting_write(batch: list[Record]) -> int:
+        def noting_write(tally: Tally) -> int:
+            self.in_flight = tally.oldest
             try:
-                return write(batch)
+                return write(tally)
             finally:
                 self.in_flight = None
 
-        recorder._take = noting_take  # type: ignore[method-assign]
         recorder._write = noting_write  # type: ignore[method-assign]
 
     def _head(self) -> float | None:
@@ -175,7 +171,8 @@ class LagProbe:
 
     def oldest_age(self) -> float:
         now = time.perf_counter()
-        starts = [start for start in (self.in_flight, self._head()) if start is not None]
+        waiting = (self.in_flight, self.recorder._tally.oldest, self._head())
+        starts = [start for start in waiting if start is not None]
         return now - min(starts) if starts else 0.0
 
     def start(self) -> None:
@@ -188,7 +185,7 @@ class LagProbe:
     def _run(self) -> None:
         while not self._stop.wait(SAMPLE_SECONDS):
             self.samples.append(self.oldest_age())
-            self.pending.append(len(self.recorder._buffer))
+            self.pending.append(self.recorder.pending())
 
 
 # -- the run -------------------------------------------------------------------------
@@ -260,12 +257,15 @@ class Counts:
     counted: int  # sum of Entry.hit_count
     entries: int
     live_entries: int
+    rollup_hits: int  # hits in the counters (hour rows)
+    rollup_itemised: int  # of which the counters say were itemised
+    dropped_saved: int  # sum of DroppedRecords.count
 
 
 def database_counts() -> Counts:
     from django.db.models import Count, Sum
 
-    from extractor.models import Call, Entry
+    from extractor.models import Call, CallRollup, DroppedRecords, Entry
 
     by_outcome = dict(
         Call.objects.values_list("outcome")
@@ -281,6 +281,13 @@ def database_counts() -> Counts:
         counted=Entry.objects.aggregate(total=Sum("hit_count"))["total"] or 0,
         entries=Entry.objects.count(),
         live_entries=Entry.objects.filter(status=Entry.Status.LIVE).count(),
+        **{
+            key: value or 0
+            for key, value in CallRollup.objects.filter(span="hour", outcome=Call.Outcome.HIT)
+            .aggregate(rollup_hits=Sum("calls"), rollup_itemised=Sum("itemised"))
+            .items()
+        },
+        dropped_saved=DroppedRecords.objects.aggregate(total=Sum("count"))["total"] or 0,
     )
 
 
@@ -333,9 +340,23 @@ def print_report(
         f"hits counted         {counts.counted:>12,}  (sum of Entry.hit_count over"
         f" {counts.entries:,} entries, {counts.live_entries:,} live)"
     )
-    print(f"recorder.dropped     {recorder.dropped:>12,}")
-    print(f"calls lost           {lost:>12,}  (hits made - hits counted)")
-    print(f"hits not itemised    {run.hits - counts.hit_rows:>12,}  (hits made - hit rows)")
+    print(
+        f"hits in the counters {counts.rollup_hits:>12,}  (CallRollup, hour rows;"
+        f" {counts.rollup_itemised:,} of them itemised)"
+    )
+    print(
+        f"recorder.dropped     {recorder.dropped:>12,}  (DroppedRecords in the database:"
+        f" {counts.dropped_saved:,})"
+    )
+    print(f"calls lost           {lost:>12,}  (hits made - hits counted on their entries)")
+    print(
+        f"counters lost        {run.hits - counts.rollup_hits:>12,}"
+        "  (hits made - hits in the counters)"
+    )
+    print(
+        f"hits not itemised    {run.hits - counts.hit_rows:>12,}  (hits made - hit rows;"
+        " counted only, by design)"
+    )
     print(f"misses not itemised  {KEYS - counts.miss_rows:>12,}  (warm-up misses - miss rows)")
     samples = probe.samples
     print(

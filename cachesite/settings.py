@@ -142,6 +142,9 @@ EXTRACTOR_CACHE_ENABLED = env_bool("EXTRACTOR_CACHE_ENABLED", True)
 EXTRACTOR_RECORD_FLUSH_SECONDS = env_float("EXTRACTOR_RECORD_FLUSH_SECONDS", 1.0)
 # Upper bound on buffered call records if the database is unreachable.
 EXTRACTOR_RECORD_BUFFER_MAX = env_int("EXTRACTOR_RECORD_BUFFER_MAX", 100_000)
+# Hits that keep their own row in the call log, per second and process; the rest
+# are counted (exactly) without one. -1 itemises every hit.
+EXTRACTOR_ITEMISED_HITS_PER_SECOND = env_int("EXTRACTOR_ITEMISED_HITS_PER_SECOND", 100)
 # Off: records wait for an explicit flush (tests and one-shot scripts).
 EXTRACTOR_RECORD_IN_BACKGROUND = env_bool("EXTRACTOR_RECORD_IN_BACKGROUND", True)
 # On: SIGTERM and SIGINT write the buffered call records before the process goes on
@@ -149,6 +152,9 @@ EXTRACTOR_RECORD_IN_BACKGROUND = env_bool("EXTRACTOR_RECORD_IN_BACKGROUND", True
 EXTRACTOR_RECORD_SIGNAL_FLUSH = env_bool("EXTRACTOR_RECORD_SIGNAL_FLUSH", True)
 # Longest wait for that last write, at exit or on a signal; then the rest is logged.
 EXTRACTOR_RECORD_EXIT_SECONDS = env_float("EXTRACTOR_RECORD_EXIT_SECONDS", 5.0)
+# Days call rows and invalidated or replaced entries are kept (`manage.py prune`);
+# the counters are kept for good. 0 keeps everything.
+EXTRACTOR_CALL_RETENTION_DAYS = env_int("EXTRACTOR_CALL_RETENTION_DAYS", 30)
 # Regexes of secrets to mask in stored arguments, previews, outputs, errors and logs,
 # added to the built-in key shapes (extractor/redaction.py); comma- or newline-separated.
 EXTRACTOR_REDACT_PATTERNS = env_patterns("EXTRACTOR_REDACT_PATTERNS")

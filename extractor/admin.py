@@ -1,8 +1,18 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
 
-from extractor.models import CachedFunction, Call, Entry, Invalidation, Replay, SchemaVersion
+from extractor.models import (
+    CachedFunction,
+    Call,
+    CallRollup,
+    DroppedRecords,
+    Entry,
+    Invalidation,
+    Replay,
+    SchemaVersion,
+)
 
 
 @admin.register(SchemaVersion)
@@ -64,3 +74,25 @@ class ReplayAdmin(admin.ModelAdmin[Replay]):
     list_display = ["created_at", "entry", "llm_model", "requested_by", "accepted_at"]
     list_filter = ["llm_model"]
     raw_id_fields = ["entry", "replacement"]
+
+
+@admin.register(CallRollup)
+class CallRollupAdmin(admin.ModelAdmin[CallRollup]):
+    """Read-only: the counters are added to by the recorders, never edited by hand."""
+
+    list_display = ["span", "bucket_start", "function", "llm_model", "outcome", "calls", "itemised"]
+    list_filter = ["span", "outcome", "llm_model"]
+    search_fields = ["function"]
+    date_hierarchy = "bucket_start"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: CallRollup | None = None) -> bool:
+        return False
+
+
+@admin.register(DroppedRecords)
+class DroppedRecordsAdmin(admin.ModelAdmin[DroppedRecords]):
+    list_display = ["at", "count", "process", "reason"]
+    date_hierarchy = "at"

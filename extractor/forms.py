@@ -10,7 +10,14 @@ from django.template.defaultfilters import filesizeformat
 
 from extractor.models import Entry, Invalidation, SchemaVersion
 from extractor.schemas import registered_schemas
-from extractor.selectors.entries import SORTS, EntryFilters, EntryState, InvalidationScope
+from extractor.selectors.entries import (
+    SORTS,
+    EntryFilters,
+    EntryState,
+    InvalidationScope,
+    entry_function_names,
+    entry_model_names,
+)
 
 
 class ExtractForm(forms.Form):
@@ -175,9 +182,9 @@ class EntryFilterForm(forms.Form):
         from extractor.models import CachedFunction
 
         super().__init__(*args, **kwargs)
+        # Entries' distinct values by loose index scans: DISTINCT would read every entry.
         functions = sorted(
-            set(CachedFunction.objects.values_list("name", flat=True))
-            | set(Entry.objects.order_by().values_list("function", flat=True).distinct())
+            set(CachedFunction.objects.values_list("name", flat=True)) | set(entry_function_names())
         )
         self._choose(
             "function",
@@ -188,12 +195,7 @@ class EntryFilterForm(forms.Form):
         names = dict.fromkeys(version.name for version in versions)
         self._choose("schema", "All schemas", [(name, name.rsplit(".", 1)[-1]) for name in names])
         self._choose("schema_version", "All versions", [(str(v.pk), str(v)) for v in versions])
-        models = (
-            Entry.objects.exclude(llm_model="")
-            .order_by("llm_model")
-            .values_list("llm_model", flat=True)
-            .distinct()
-        )
+        models = entry_model_names()
         self._choose("model", "All models", [(model, model) for model in models])
         self._choose("state", None, EntryState.CHOICES)
         self._choose("sort", None, [(value, label) for value, (label, _) in SORTS.items()])

@@ -1,10 +1,36 @@
-"""The request type the views take: django-htmx's middleware adds `request.htmx`."""
+"""The request type the views take (django-htmx's middleware adds `request.htmx`) and
+the one way a view answers htmx."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
 from django_htmx.middleware import HtmxDetails
 
 
 class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
+
+
+def render_page_or_fragment(
+    request: HtmxHttpRequest,
+    template: str,
+    fragment: str,
+    context: dict[str, Any],
+    status: int = 200,
+) -> HttpResponse:
+    """The whole page, or for htmx only its `fragment` partial.
+
+    A boosted request (a plain link htmx follows) and a history restore (htmx
+    refetching a page missing from its cache) want the whole page. The same URL
+    answers both ways, so caches must key on HX-Request.
+    """
+    htmx = request.htmx
+    wants_fragment = bool(htmx) and not htmx.boosted and not htmx.history_restore_request
+    name = f"{template}#{fragment}" if wants_fragment else template
+    response = render(request, name, context, status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response

@@ -149,7 +149,18 @@ class Entry(models.Model):
                 fields=["key"], condition=Q(status="live"), name="one_live_entry_per_key"
             ),
         ]
-        indexes = [models.Index(fields=["function", "input_fingerprint", "created_at"])]
+        indexes = [
+            models.Index(fields=["function", "input_fingerprint", "created_at"]),
+            # The entries list pages by keyset in (sort value, id) order: these let
+            # PostgreSQL start its walk at the cursor and read the page in index
+            # order (ties of hit_count are common: its single-column index cannot
+            # order them by id). Migration 0005 also adds the text search index.
+            models.Index(fields=["last_hit_at", "id"], name="extractor_entry_lasthit_id"),
+            models.Index(fields=["hit_count", "id"], name="extractor_entry_hits_id"),
+            # Live (or any status's) entries of one schema version, counted without
+            # reading the rows: the Schemas page and an invalidation's confirm page.
+            models.Index(fields=["schema_version", "status"], name="extractor_entry_version_st"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.function} {self.key[:12]}"
@@ -229,6 +240,10 @@ class Call(models.Model):
             models.Index(fields=["key", "created_at"]),
             models.Index(fields=["function", "created_at"]),
             models.Index(fields=["outcome", "created_at"]),
+            # The call log by model, newest first, however rare the model (else a
+            # walk of the whole log for one with few calls), and the model filter's
+            # choices read one index entry per model (selectors/distinct.py).
+            models.Index(fields=["llm_model", "created_at"], name="extractor_call_model_at"),
         ]
 
     def __str__(self) -> str:
@@ -259,3 +274,107 @@ class Replay(models.Model):
 
     def __str__(self) -> str:
         return f"replay of entry {self.entry_id}"
+
+
+# Upper bounds (ms) of the latency distribution's buckets; the last bucket is open.
+LATENCY_BOUNDS_MS = (0.1, 1.0, 10.0, 100.0, 1_000.0, 3_000.0, 10_000.0, 30_000.0)
+
+
+class CallRollup(models.Model):
+    """Exact counters of the calls of one hour (or one local day) x function x
+    schema version x model x outcome.
+
+    Every call is counted here, itemised in the call log or not, so the overview
+    reads these few rows rather than the call log, and they outlive the call
+    log's retention. For hits the token and latency columns hold what the
+    entries that served them had cost (what the hits saved), and `llm_model` is
+    those entries' model; for every other outcome they hold the call's own usage.
+    """
+
+    class Span(models.TextChoices):
+        HOUR = "hour", "Hour"
+        # A calendar day in settings.TIME_ZONE at the time of writing.
+        DAY = "day", "Day"
+
+    span = models.CharField(max_length=4, choices=Span.choices)
+    bucket_start = models.DateTimeField()
+    function = models.CharField(max_length=255)
+    schema_version = models.ForeignKey(SchemaVersion, on_delete=models.PROTECT, related_name="+")
+    llm_model = models.CharField(max_length=100, blank=True)
+    outcome = models.CharField(max_length=10, choices=Call.Outcome.choices)
+    calls = models.BigIntegerField(default=0)
+    # Of `calls`, those with a row in the call log; the rest were counted only.
+    itemised = models.BigIntegerField(default=0)
+    # Hits whose entry row was unknown: counted, but what they saved is not.
+    without_entry = models.BigIntegerField(default=0)
+    latency_ms_sum = models.FloatField(default=0)
+    latency_ms_max = models.FloatField(default=0)
+    # How many calls took at most LATENCY_BOUNDS_MS[i] (and more than the bound
+    # before it); the last column counts the rest.
+    latency_under_0_1ms = models.BigIntegerField(default=0)
+    latency_under_1ms = models.BigIntegerField(default=0)
+    latency_under_10ms = models.BigIntegerField(default=0)
+    latency_under_100ms = models.BigIntegerField(default=0)
+    latency_under_1s = models.BigIntegerField(default=0)
+    latency_under_3s = models.BigIntegerField(default=0)
+    latency_under_10s = models.BigIntegerField(default=0)
+    latency_under_30s = models.BigIntegerField(default=0)
+    latency_over_30s = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cached_prompt_tokens = models.BigIntegerField(default=0)
+    # Hits only: the LLM latency of the entries that served them.
+    original_latency_ms_sum = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["span", "bucket_start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "span",
+                    "bucket_start",
+                    "function",
+                    "schema_version",
+                    "llm_model",
+                    "outcome",
+                ],
+                name="one_rollup_per_bucket",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.span} {self.bucket_start:%Y-%m-%d %H:%M} {self.function} {self.outcome}"
+
+
+# CallRollup's distribution columns, in LATENCY_BOUNDS_MS order, the open bucket last.
+LATENCY_COLUMNS = (
+    "latency_under_0_1ms",
+    "latency_under_1ms",
+    "latency_under_10ms",
+    "latency_under_100ms",
+    "latency_under_1s",
+    "latency_under_3s",
+    "latency_under_10s",
+    "latency_under_30s",
+    "latency_over_30s",
+)
+
+
+class DroppedRecords(models.Model):
+    """Call records a process could not write (written later, when it could).
+
+    The counters never lose a call; what is counted here lost its row in the
+    call log and, for a miss, its entry row: the overview shows the total.
+    """
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    count = models.BigIntegerField()
+    process = models.CharField(max_length=255, help_text="host:pid")
+    reason = models.CharField(max_length=255)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name_plural = "dropped records"
+
+    def __str__(self) -> str:
+        return f"{self.count} dropped by {self.process}"

@@ -21,6 +21,7 @@ def install_recorder() -> DatabaseRecorder:
         flush_seconds=settings.EXTRACTOR_RECORD_FLUSH_SECONDS or 1.0,
         buffer_max=settings.EXTRACTOR_RECORD_BUFFER_MAX,
         exit_seconds=settings.EXTRACTOR_RECORD_EXIT_SECONDS or 0.0,
+        hits_per_second=settings.EXTRACTOR_ITEMISED_HITS_PER_SECOND,
     )
     set_recorder(recorder)
     install_signal_flush(enabled=settings.EXTRACTOR_RECORD_SIGNAL_FLUSH)

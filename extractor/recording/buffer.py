@@ -1,15 +1,20 @@
-"""Buffers call events in memory and writes them to the database in batches.
+"""Buffers call records in memory and writes them to the database in batches.
 
 Recording a hit is one deque.append (tens of nanoseconds, no lock, no check).
-A background thread drains the deque: at once while there is a batch's worth
-waiting, otherwise every EXTRACTOR_RECORD_FLUSH_SECONDS, and one last time when
-the process exits normally or on SIGTERM/SIGINT (extractor/recording/shutdown.py).
+A guard thread drains the deque every GUARD_SECONDS into a tally (tally.py):
+exact counts per key and hour, the rows to itemise. A writer thread writes the
+tally every EXTRACTOR_RECORD_FLUSH_SECONDS (at once when it holds a batch's
+worth of rows), and one last time when the process exits normally or on
+SIGTERM/SIGINT (extractor/recording/shutdown.py). A tally the database did not
+take is kept and written with the next: a database away costs memory for the
+keys hit meanwhile, not counts.
 
-The buffer is bounded, but not by deque(maxlen=...): a full deque with maxlen
-discards its oldest item on append without telling anyone. The deque has no
-bound and a guard thread cuts it back to EXTRACTOR_RECORD_BUFFER_MAX every
-GUARD_SECONDS, so every dropped record is popped, hence counted, by us
-(`dropped`), and each overflow episode is logged once with its count.
+Two bounds, both counted and logged, never silent: the deque is cut back to
+EXTRACTOR_RECORD_BUFFER_MAX records if the guard ever falls that far behind
+(not by deque(maxlen=...), which discards without telling anyone), and a tally
+holds at most that many rows waiting (past it a computed call keeps its counts
+but loses its row). Each overflow episode is logged once with its count; the
+counts reach the database (DroppedRecords) with the next write.
 """
 
 from __future__ import annotations
@@ -25,12 +30,12 @@ from django.db import (
     DatabaseError,
     InterfaceError,
     OperationalError,
-    close_old_connections,
     connections,
 )
 
 from extractor.caching.events import Record
-from extractor.recording.writer import write_events
+from extractor.recording.tally import EVERY_HIT, ItemiseBudget, Tally
+from extractor.recording.writer import write_tally
 
 logger = logging.getLogger("extractor.recording")
 
@@ -54,15 +59,19 @@ class DatabaseRecorder:
         flush_seconds: float = 1.0,
         buffer_max: int = 100_000,
         exit_seconds: float = 5.0,
+        hits_per_second: int = EVERY_HIT,
     ) -> None:
         self.background = background
+        self.hits_per_second = hits_per_second
+        self._budget = None if hits_per_second < 0 else ItemiseBudget(hits_per_second)
         self.flush_seconds = max(0.01, flush_seconds)
         self.buffer_max = buffer_max
         self.exit_seconds = max(0.0, exit_seconds)
         self._buffer: deque[Record] = deque()
         # An instance attribute on purpose: the hot path calls deque.append directly.
         self.record = self._buffer.append
-        self.dropped = 0  # records never written, since start (or fork)
+        self.dropped = 0  # records never written, or written without their row, since start
+        self._dropped_saved = 0  # of which the database has been told (DroppedRecords)
         self._reset_threading()
         self._closed = False
         atexit.register(self._close_at_exit)
@@ -75,6 +84,9 @@ class DatabaseRecorder:
         # path: with appends as the only other change, len() only grows under it.
         self._take_lock = threading.Lock()
         self._drop_lock = threading.Lock()
+        # Held while folding into or swapping out the tally.
+        self._fold_lock = threading.Lock()
+        self._tally = self._new_tally()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -84,26 +96,44 @@ class DatabaseRecorder:
         self._episode_began = 0.0
         self._last_drop = 0.0
 
+    def _new_tally(self) -> Tally:
+        return Tally(budget=self._budget, max_rows=self.buffer_max)
+
     def pending(self) -> int:
-        """Records waiting to be written (the bound applied first)."""
-        self._trim()
-        return len(self._buffer)
+        """Records waiting to be written."""
+        return len(self._buffer) + len(self._tally)
 
     def flush(self) -> int:
         """Write everything buffered now, in the calling thread; return how many."""
-        written = 0
         with self._flush_lock:
-            self._trim()
-            while self._buffer:
-                batch = self._take(BATCH_SIZE)
-                self._in_flight = len(batch)
-                try:
-                    written += self._write(batch)
-                finally:
-                    self._in_flight = 0
+            self._fold()
+            with self._fold_lock:
+                tally, self._tally = self._tally, self._new_tally()
+            self._in_flight = len(tally)
+            try:
+                written = self._write(tally)
+            finally:
+                self._in_flight = 0
         # Drained: whatever overflow there was is over.
         self._report_drops(force=not self._buffer)
         return written
+
+    def _fold(self) -> None:
+        """Move what the deque holds into the tally."""
+        with self._fold_lock:
+            # What is there now: callers appending meanwhile must not keep us here.
+            left = len(self._buffer)
+            while left > 0:
+                records = self._take(min(left, BATCH_SIZE))
+                if not records:
+                    break
+                left -= len(records)
+                try:
+                    self._tally.fold(records)
+                except Exception:
+                    # A record of a shape we cannot fold: never the callers' problem.
+                    logger.exception("could not count %d call records", len(records))
+                    self._count_lost(len(records))
 
     def flush_within(self, seconds: float, *, when: str) -> int:
         """Write everything buffered, giving up after `seconds`; return how many
@@ -132,7 +162,7 @@ class DatabaseRecorder:
             # Python 3.12+ starts no thread from an atexit hook: write here.
             drain()
         finished.wait(max(0.0, deadline - time.monotonic()))
-        left = len(self._buffer) + self._in_flight
+        left = len(self._buffer) + len(self._tally) + self._in_flight
         if left:
             logger.error(
                 "%d call records were not written %s: the database did not take them"
@@ -154,7 +184,7 @@ class DatabaseRecorder:
                 self._count_lost(len(self._buffer))
         else:
             # The writer is stuck in a write: queueing behind it could wait forever.
-            left = len(self._buffer) + self._in_flight
+            left = len(self._buffer) + len(self._tally) + self._in_flight
             logger.error("%d call records were not written on close: the writer is stuck", left)
             self._count_lost(left)
         self._report_drops(force=True)
@@ -228,28 +258,69 @@ class DatabaseRecorder:
             popleft = self._buffer.popleft
             return [popleft() for _ in range(min(count, len(self._buffer)))]
 
-    def _write(self, batch: list[Record]) -> int:
+    def _write(self, tally: Tally) -> int:
+        unsaved = self.dropped - self._dropped_saved
         try:
-            write_events(batch)
-            return len(batch)
+            write_tally(tally, dropped=unsaved)
         except (OperationalError, InterfaceError):
-            # The database is away: keep the records and let a later flush try again.
-            with self._take_lock:
-                self._buffer.extendleft(reversed(batch))
+            # The database is away: keep the counts and let a later flush try again.
+            with self._fold_lock:
+                tally.absorb(self._tally)
+                self._tally = tally
             raise
         except DatabaseError:
             # One bad record must not sink its batch: write them one by one.
-            logger.exception("a batch of %d call records failed; writing one by one", len(batch))
-            written = 0
-            for event in batch:
+            logger.exception("a batch of %d call records failed; writing one by one", len(tally))
+            return self._write_one_by_one(tally, unsaved)
+        self._tally_written(tally, unsaved)
+        return len(tally)
+
+    def _tally_written(self, tally: Tally, unsaved: int) -> None:
+        with self._drop_lock:
+            self._dropped_saved += unsaved
+            self.dropped += tally.dropped
+            self._dropped_saved += tally.dropped
+        if tally.dropped:
+            logger.warning(
+                "%d computed call records were counted without their rows: more than %d"
+                " rows were waiting (EXTRACTOR_RECORD_BUFFER_MAX)",
+                tally.dropped,
+                self.buffer_max,
+            )
+
+    def _write_one_by_one(self, tally: Tally, unsaved: int) -> int:
+        written = 0
+        for segment in tally.segments:
+            pieces: list[tuple[Tally, str]] = []
+            if segment.hits:
+                hits = self._new_tally()
+                hits.segments[0].hits = segment.hits
+                hits.records = sum(k.latencies.count for k in segment.hits.values())
+                pieces.append((hits, f"the call records of {hits.records} hits"))
+            for event in segment.computed:
+                one = self._new_tally()
+                one.fold([event])
+                pieces.append((one, f"a call record of {_describe(event)}"))
+            for piece, what in pieces:
                 try:
-                    write_events([event])
-                    written += 1
+                    write_tally(piece)
+                    written += piece.records
                 except DatabaseError:
-                    # Not the event itself: its repr carries the call's arguments.
-                    logger.exception("dropped a call record of %s", _describe(event))
-                    self._count_lost(1)
-            return written
+                    # Not the records themselves: their repr carries the call's arguments.
+                    logger.exception("dropped %s", what)
+                    self._count_lost(piece.records)
+        # The counts of computed calls that lost their rows, and the drops to save.
+        counts = self._new_tally()
+        counts.counted_only = tally.counted_only
+        try:
+            write_tally(counts, dropped=unsaved + tally.dropped)
+            with self._drop_lock:
+                self._dropped_saved += unsaved + tally.dropped
+                self.dropped += tally.dropped
+        except DatabaseError:
+            logger.exception("dropped the counts of %d call records", tally.dropped)
+            self._count_lost(tally.dropped)
+        return written
 
     def _start(self) -> None:
         # The guard runs even without a background writer: it is what bounds memory.
@@ -265,8 +336,12 @@ class DatabaseRecorder:
 
     def _guard_loop(self) -> None:
         while not self._stopping.wait(GUARD_SECONDS):
+            self._fold()
+            # Only what callers appended faster than the fold could take.
             self._trim()
             self._report_drops()
+            if self._tally.rows >= BATCH_SIZE:
+                self._wake.set()  # a batch's worth of rows: the writer need not wait
 
     def _run(self) -> None:
         try:
@@ -276,23 +351,26 @@ class DatabaseRecorder:
 
     def _loop(self) -> None:
         while not self._closed:
-            if len(self._buffer) < BATCH_SIZE:
+            if self._tally.rows < BATCH_SIZE:
                 self._wake.wait(self.flush_seconds)
                 self._wake.clear()
             if self._closed:
                 return
             try:
-                close_old_connections()
+                # The writer keeps its connection between writes (CONN_MAX_AGE is
+                # for request threads): a connect per second costs more than the
+                # write. One that broke is dropped below and made again next time.
                 self.flush()
             except Exception:
                 logger.exception("writing call records failed; will retry")
+                connections.close_all()
                 self._wake.wait(self.flush_seconds)
 
     def _after_fork(self) -> None:
         # Records taken before fork() are the parent's to write, and its drops
         # the parent's to count; the threads did not survive fork(): start ours.
         self._buffer.clear()
-        self.dropped = 0
+        self.dropped = self._dropped_saved = 0
         self._reset_threading()
         if not self._closed:
             self._start()

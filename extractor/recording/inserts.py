@@ -56,7 +56,7 @@ def _insert_sql(rows: int, placeholder: str) -> str:
     return f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([values] * rows)
 
 
-def _parameter_limit() -> int:
+def parameter_limit() -> int:
     if connection.vendor == "sqlite":
         # Django assumes SQLite's historic 999; the linked library says what it takes.
         connection.ensure_connection()
@@ -106,7 +106,7 @@ def insert_calls(rows: Sequence[CallRow]) -> None:
     if connection.vendor == "postgresql" and len(rows) >= COPY_FROM_ROWS:
         _copy_calls(rows)
         return
-    per_statement = max(1, min(_CHUNK, _parameter_limit() // len(CALL_COLUMNS)))
+    per_statement = max(1, min(_CHUNK, parameter_limit() // len(CALL_COLUMNS)))
     sqlite = connection.vendor == "sqlite"
     connection.ensure_connection()
     cursor = connection.connection.cursor() if sqlite else connection.cursor()
@@ -159,18 +159,31 @@ def _which_rows(rows: Sequence[CallRow], offset: int) -> str:
 
 
 def add_hits(updates: Sequence[tuple[int, Any, int]]) -> None:
-    """(hits, last hit time, entry id) triples: bump each entry's count and last hit."""
+    """(hits, last hit time, entry id) triples: add each to its entry's count and
+    move its last hit forward. One statement for many entries (UPDATE ... FROM
+    VALUES): a round trip per entry would hand the interpreter to the callers'
+    threads and wait for it back, each time."""
     if not updates:
         return
     quote = connection.ops.quote_name
-    sql = (
-        f"UPDATE {quote(Entry._meta.db_table)} SET"
-        f" {quote('hit_count')} = {quote('hit_count')} + %s,"
-        f" {quote('last_hit_at')} = %s"
-        f" WHERE {quote('id')} = %s"
-    )
+    table = quote(Entry._meta.db_table)
+    count, last, pk = quote("hit_count"), quote("last_hit_at"), quote("id")
+    if connection.vendor == "postgresql":
+        row = "(%s::bigint, %s::timestamptz, %s::bigint)"
+    else:
+        row = "(%s, %s, %s)"
+    per_statement = max(1, min(1000, parameter_limit() // 3))
     with connection.cursor() as cursor:
-        cursor.executemany(sql, updates)
+        for start in range(0, len(updates), per_statement):
+            chunk = updates[start : start + per_statement]
+            cursor.execute(
+                f"WITH hits (n, last, entry) AS (VALUES {', '.join([row] * len(chunk))})"
+                f" UPDATE {table} SET {count} = {table}.{count} + hits.n,"
+                f" {last} = CASE WHEN {table}.{last} IS NULL OR {table}.{last} < hits.last"
+                f" THEN hits.last ELSE {table}.{last} END"
+                f" FROM hits WHERE {table}.{pk} = hits.entry",
+                [value for update in chunk for value in update],
+            )
 
 
 # A key's live row holds the newest stored value; the arguments are the key's

@@ -1,20 +1,22 @@
-"""Turns a batch of call records into rows: schema versions, entries, calls.
+"""Writes a tally (tally.py) in one transaction: schema versions, entries,
+call rows, hit counts and counters.
 
 Misses are few (each one paid for an LLM call): the entries that explain them
 are read once for the whole batch, then each stored value is one upsert on
 the key's live row (two processes that computed the same key at once converge
-on one row). Hits are many and are written in bulk: multi-row INSERTs (COPY
-on PostgreSQL) for their call rows and one executemany for hit counts. Every
-value is cleaned first (cleaning.py), so the database never refuses a batch
-for a value it holds.
+on one row). Hits arrive folded per key: one UPDATE per entry for its count
+and last hit, multi-row INSERTs (COPY on PostgreSQL) for the hits itemised,
+and one upsert per counter row (rollups.py). Every value is cleaned first
+(cleaning.py), so the database never refuses a batch for a value it holds.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
 import time
-from collections import defaultdict
 from typing import Any
 
 from django.db import DatabaseError, IntegrityError, transaction
@@ -24,8 +26,8 @@ from extractor.caching import registry
 from extractor.caching.defaults import current as current_defaults
 from extractor.caching.defaults import default_backend
 from extractor.caching.envelope import Envelope, Usage, envelope_type
-from extractor.caching.events import CallEvent, FunctionInfo, HitRecord, Outcome, Record, wall_time
-from extractor.models import CachedFunction, Entry, SchemaVersion
+from extractor.caching.events import CallEvent, FunctionInfo, Outcome, Record, wall_time
+from extractor.models import CachedFunction, DroppedRecords, Entry, SchemaVersion
 from extractor.recording.cleaning import clean_fields, field_cleaner
 from extractor.recording.inserts import (
     CallRow,
@@ -38,6 +40,8 @@ from extractor.recording.inserts import (
 )
 from extractor.recording.previews import input_fingerprint, input_preview, model_of
 from extractor.recording.reasons import EarlierEntries, MissContext, explain_miss
+from extractor.recording.rollups import Counts, Rollups, counts_of
+from extractor.recording.tally import HOUR, KeyHits, Latencies, Tally
 from extractor.redaction import redact, redact_value
 
 logger = logging.getLogger("extractor.recording")
@@ -46,19 +50,22 @@ YIELD_EVERY = 256
 
 
 def write_events(records: list[Record]) -> None:
-    if not records:
+    """Write records as they come, every hit itemised (a one-off write, tests)."""
+    tally = Tally()
+    tally.fold(records)
+    write_tally(tally)
+
+
+def write_tally(tally: Tally, *, dropped: int = 0) -> None:
+    """Write a tally in one transaction: functions, entries, call rows, hit counts,
+    counters; and `dropped`, records this process lost before they reached a tally."""
+    if not tally.records and not dropped:
         return
-    hits: list[HitRecord] = []
-    computed: list[CallEvent] = []
-    for record in records:
-        if type(record) is tuple:
-            hits.append(record)
-        else:
-            computed.append(record)  # type: ignore[arg-type]
     with transaction.atomic():
-        infos = _latest_sighting(hits, computed)
+        infos = tally.infos()
         versions = {info.schema_fingerprint: schema_version_for(info) for info in infos}
         _touch_functions(infos, versions)
+        computed = [event for segment in tally.segments for event in segment.computed]
         inputs = {id(event): _input_of(event) for event in computed}
         earlier = EarlierEntries.load(
             keys=(event.key for event in computed if _needs_explaining(event)),
@@ -68,35 +75,70 @@ def write_events(records: list[Record]) -> None:
                 if _needs_explaining(event)
             ),
         )
+        rollups = Rollups()
         rows: list[CallRow] = []
-        # Hits are written in bulk, but a hit recorded before a miss that stores a
-        # new value under its key was served by the old value: count it on the old
-        # row, before the miss marks that row replaced.
-        pending: list[HitRecord] = []
-        pending_keys: set[str] = set()
-        for record in records:
-            if type(record) is tuple:
-                pending.append(record)
-                pending_keys.add(record[1])
-                continue
-            event: CallEvent = record  # type: ignore[assignment]
-            if event.key in pending_keys:
-                rows.extend(_rows_for_hits(pending, versions))
-                pending, pending_keys = [], set()
-            try:
-                rows.append(
-                    _row_for_computed(
-                        event, versions[event.info.schema_fingerprint], inputs[id(event)], earlier
+        for segment in tally.segments:
+            for event in segment.computed:
+                version = versions[event.info.schema_fingerprint]
+                try:
+                    row = _row_for_computed(event, version, inputs[id(event)], earlier)
+                except DatabaseError as exc:
+                    # Names the record (never its values: they may hold secrets).
+                    exc.add_note(
+                        f"while writing the {event.outcome} of {event.info.name}, key {event.key}"
                     )
+                    raise
+                rows.append(row)
+                rollups.add(
+                    _hour(event.started),
+                    event.info.name,
+                    version.pk,
+                    row[9],  # the model as stored
+                    str(event.outcome),
+                    _computed_counts(event),
                 )
-            except DatabaseError as exc:
-                # Names the record (never its values: they may hold secrets).
-                exc.add_note(
-                    f"while writing the {event.outcome} of {event.info.name}, key {event.key}"
-                )
-                raise
-        rows.extend(_rows_for_hits(pending, versions))
+            rows.extend(_write_hits(segment.hits, versions, rollups))
+        for counted in tally.counted_only.values():
+            rollups.add(
+                counted.hour,
+                counted.info.name,
+                versions[counted.info.schema_fingerprint].pk,
+                counted.model,
+                counted.outcome,
+                counts_of(
+                    counted.latencies,
+                    itemised=0,
+                    tokens=(
+                        counted.prompt_tokens,
+                        counted.completion_tokens,
+                        counted.cached_prompt_tokens,
+                    ),
+                ),
+            )
         insert_calls(rows)
+        rollups.write()
+        lost = dropped + tally.dropped
+        if lost:
+            DroppedRecords.objects.create(count=lost, process=_PROCESS, reason=_DROP_REASON)
+
+
+_PROCESS = f"{socket.gethostname()}:{os.getpid()}"
+_DROP_REASON = "the call record buffer was full (the database away, or slower than the calls)"
+
+
+def _hour(started: float) -> int:
+    return int(wall_time(started) // HOUR)
+
+
+def _computed_counts(event: CallEvent) -> Counts:
+    latencies = Latencies()
+    latencies.add(event.latency)
+    usage = event.envelope.usage if event.envelope is not None else Usage()
+    return counts_of(
+        latencies,
+        itemised=1,
+        tokens=(usage.prompt_tokens, usage.completion_tokens, usage.cached_prompt_tokens),
+    )
 
 
 def _needs_explaining(event: CallEvent) -> bool:
@@ -154,16 +196,6 @@ def schema_version_for(info: FunctionInfo) -> SchemaVersion:
             if existing is not None:
                 return existing
     raise IntegrityError(f"could not number a new version of {info.schema_name}")
-
-
-def _latest_sighting(hits: list[HitRecord], computed: list[CallEvent]) -> dict[FunctionInfo, float]:
-    """Each function seen in the batch, with when it was last called."""
-    seen: dict[FunctionInfo, float] = {}
-    for info, _key, started, _latency in hits:
-        seen[info] = max(started, seen.get(info, started))
-    for event in computed:
-        seen[event.info] = max(event.started, seen.get(event.info, event.started))
-    return seen
 
 
 def _touch_functions(infos: dict[FunctionInfo, float], versions: dict[str, SchemaVersion]) -> None:
@@ -362,29 +394,58 @@ def _entry_fields(
     }
 
 
-def _rows_for_hits(hits: list[HitRecord], versions: dict[str, SchemaVersion]) -> list[CallRow]:
+def _write_hits(
+    hits: dict[tuple[FunctionInfo, str, int], KeyHits],
+    versions: dict[str, SchemaVersion],
+    rollups: Rollups,
+) -> list[CallRow]:
+    """Add the hits to their entries' counts and to the counters; their itemised rows."""
     if not hits:
         return []
-    by_key: dict[str, list[HitRecord]] = defaultdict(list)
-    for hit in hits:
-        by_key[hit[1]].append(hit)
-    entries = _entries_by_key(by_key, versions)
+    infos = {key_hits.key: key_hits.info for key_hits in hits.values()}
+    entries = _entries_by_key(infos, versions)
     rows: list[CallRow] = []
     db_time = timestamp_adapter()
-    counts: list[tuple[int, Any, int]] = []
-    for key, key_hits in by_key.items():
+    counts: dict[int, tuple[int, float]] = {}
+    for key_hits in hits.values():
+        info, key, latencies = key_hits.info, key_hits.key, key_hits.latencies
         entry = entries.get(key)
-        last = max(started for _info, _key, started, _latency in key_hits)
         if entry is not None:
-            counts.append((len(key_hits), db_time(wall_time(last)), entry.pk))
+            count, last = counts.get(entry.pk, (0, 0.0))
+            counts[entry.pk] = (count + latencies.count, max(last, key_hits.last))
+        version_id = entry.schema_version_id if entry else versions[info.schema_fingerprint].pk
+        rollups.add(
+            key_hits.hour,
+            info.name,
+            version_id,
+            entry.llm_model if entry else "",
+            Outcome.HIT,
+            counts_of(
+                latencies,
+                itemised=len(key_hits.itemised),
+                without_entry=0 if entry else latencies.count,
+                # What the hits saved: what their entry's LLM call cost, each time.
+                tokens=(
+                    (
+                        entry.prompt_tokens * latencies.count,
+                        entry.completion_tokens * latencies.count,
+                        entry.cached_prompt_tokens * latencies.count,
+                    )
+                    if entry
+                    else (0, 0, 0)
+                ),
+                original_latency_ms=entry.latency_ms * latencies.count if entry else 0.0,
+            ),
+        )
+        if not key_hits.itemised:
+            continue
         # Everything but the latency and time is the entry's: build (and clean) it once.
-        info = key_hits[0][0]
         template = clean_call_row(
             (
                 entry.pk if entry else None,
                 key,
                 info.name,
-                entry.schema_version_id if entry else versions[info.schema_fingerprint].pk,
+                version_id,
                 Outcome.HIT,
                 "",
                 "",
@@ -400,21 +461,24 @@ def _rows_for_hits(hits: list[HitRecord], versions: dict[str, SchemaVersion]) ->
             )
         )
         head, middle = template[:7], template[8:15]
-        for index, (_info, _key, started, latency) in enumerate(key_hits):
+        for index, (started, latency) in enumerate(key_hits.itemised):
             rows.append((*head, latency * 1000, *middle, db_time(wall_time(started))))
             if index % YIELD_EVERY == YIELD_EVERY - 1:
                 # Hand the interpreter to the callers now and then: a caller back
                 # from a Redis round trip must not wait a full switch interval.
                 time.sleep(0)
-    add_hits(counts)
+    add_hits(
+        [(count, db_time(wall_time(last)), entry_id) for entry_id, (count, last) in counts.items()]
+    )
     return rows
 
 
 def _entries_by_key(
-    by_key: dict[str, list[HitRecord]], versions: dict[str, SchemaVersion]
+    infos: dict[str, FunctionInfo], versions: dict[str, SchemaVersion]
 ) -> dict[str, Entry]:
+    """Each key's live row if it has one, else its newest."""
     found: dict[str, Entry] = {}
-    keys = list(by_key)
+    keys = list(infos)
     for start in range(0, len(keys), 500):
         rows = Entry.objects.filter(key__in=keys[start : start + 500]).only(
             "id",
@@ -425,15 +489,19 @@ def _entries_by_key(
             "llm_model",
             "input_preview",
             "created_at",
+            "prompt_tokens",
+            "completion_tokens",
+            "cached_prompt_tokens",
+            "latency_ms",
         )
         for entry in rows.order_by("key", "created_at", "id"):
             current = found.get(entry.key)
             # The live row if there is one, else the newest.
             if current is None or current.status != Entry.Status.LIVE:
                 found[entry.key] = entry
-    for key, key_hits in by_key.items():
+    for key, info in infos.items():
         if key not in found:
-            adopted = _adopt(key_hits[0][0], key, versions)
+            adopted = _adopt(info, key, versions)
             if adopted is not None:
                 found[key] = adopted
     return found

@@ -2,27 +2,64 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import reduce
 
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
-from django.db.models.expressions import OrderBy
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet, Value
 from django.utils import timezone
 
 from extractor.models import CachedFunction, Call, Entry, Invalidation
+from extractor.selectors.counting import Tally, count_or_estimate
+from extractor.selectors.distinct import distinct_values
+from extractor.selectors.keyset import (
+    Cursor,
+    KeysetPage,
+    Ordering,
+    SortKey,
+    keyset_page,
+    parse_cursor,
+)
+from extractor.selectors.search import entry_text_search
+
+# Each known function's current (code fingerprint, schema version id).
+CurrentCode = dict[str, tuple[str, int]]
 
 
-def stale_condition() -> Exists:
-    """True when the entry's code or schema version is not its function's current one."""
-    return Exists(
-        CachedFunction.objects.filter(name=OuterRef("function")).exclude(
-            code_fingerprint=OuterRef("code_fingerprint"),
-            schema_version_id=OuterRef("schema_version_id"),
-        )
-    )
+def current_code() -> CurrentCode:
+    rows = CachedFunction.objects.values_list("name", "code_fingerprint", "schema_version_id")
+    return {name: (code, version) for name, code, version in rows}
+
+
+def stale_condition(current: CurrentCode | None = None) -> Q:
+    """True when the entry's code or schema version is not its function's current one.
+
+    Spelled out from the functions' rows (a few, read here) rather than as a
+    correlated NOT EXISTS: PostgreSQL cannot estimate an anti-join on "differs
+    from", took every entry for stale and answered the first page of live entries
+    with a sort of the whole table. As plain values, with the extended statistics
+    on (function, code_fingerprint, schema_version_id) of migration 0005, it
+    estimates them closely, walks the sort's index and counts "about" rightly.
+    """
+    current = current_code() if current is None else current
+    branches = [
+        Q(function=name) & ~Q(code_fingerprint=code, schema_version_id=version)
+        for name, (code, version) in current.items()
+    ]
+    return reduce(operator.or_, branches) if branches else Q(pk__in=[])
+
+
+def is_stale(entry: Entry, current: CurrentCode) -> bool:
+    now = current.get(entry.function)
+    return now is not None and now != (entry.code_fingerprint, entry.schema_version_id)
 
 
 def with_staleness(entries: QuerySet[Entry]) -> QuerySet[Entry]:
-    return entries.annotate(is_stale=stale_condition())
+    stale = stale_condition()
+    if stale == Q(pk__in=[]):
+        return entries.annotate(is_stale=Value(False))
+    return entries.annotate(is_stale=ExpressionWrapper(stale, output_field=BooleanField()))
 
 
 class EntryState:
@@ -43,13 +80,15 @@ class EntryState:
     ]
 
 
-def entries_in_state(entries: QuerySet[Entry], state: str) -> QuerySet[Entry]:
+def entries_in_state(
+    entries: QuerySet[Entry], state: str, current: CurrentCode | None = None
+) -> QuerySet[Entry]:
     now = timezone.now()
     unexpired = Q(expires_at__isnull=True) | Q(expires_at__gt=now)
     if state == EntryState.LIVE:
-        return entries.filter(unexpired, status=Entry.Status.LIVE).exclude(stale_condition())
+        return entries.filter(unexpired, status=Entry.Status.LIVE).exclude(stale_condition(current))
     if state == EntryState.STALE:
-        return entries.filter(stale_condition(), status=Entry.Status.LIVE)
+        return entries.filter(stale_condition(current), status=Entry.Status.LIVE)
     if state == EntryState.EXPIRED:
         return entries.filter(status=Entry.Status.LIVE, expires_at__lte=now)
     if state == EntryState.INVALIDATED:
@@ -70,17 +109,33 @@ class EntryFilters:
     sort: str = "-last_hit_at"
 
 
-SORTS: dict[str, tuple[str, list[OrderBy | str]]] = {
-    # Never-hit entries last on every database (PostgreSQL puts NULLs first by default).
-    "-last_hit_at": ("Last hit", [F("last_hit_at").desc(nulls_last=True), "-created_at"]),
-    "-hit_count": ("Hits", ["-hit_count", "-created_at"]),
-    "-created_at": ("Newest", ["-created_at"]),
-    "created_at": ("Oldest", ["created_at"]),
+# Each sort pages by keyset over an index that holds its keys: (last_hit_at, id),
+# (hit_count, id), created_at (PostgreSQL adds id to it with an incremental sort
+# of the rare ties; SQLite's index entries end with the rowid anyway).
+SORTS: dict[str, tuple[str, Ordering]] = {
+    # Never-hit entries last, newest first among them.
+    "-last_hit_at": (
+        "Last hit",
+        Ordering("last-hit", (SortKey("last_hit_at", nullable=True), SortKey("id"))),
+    ),
+    "-hit_count": ("Hits", Ordering("hits", (SortKey("hit_count"), SortKey("id")))),
+    "-created_at": ("Newest", Ordering("newest", (SortKey("created_at"), SortKey("id")))),
+    "created_at": (
+        "Oldest",
+        Ordering(
+            "oldest", (SortKey("created_at", descending=False), SortKey("id", descending=False))
+        ),
+    ),
 }
 
 
-def entry_list(filters: EntryFilters) -> QuerySet[Entry]:
-    entries = Entry.objects.select_related("schema_version", "invalidation")
+def entry_ordering(sort: str) -> Ordering:
+    return SORTS.get(sort, SORTS[EntryFilters.sort])[1]
+
+
+def entries_matching(filters: EntryFilters, current: CurrentCode | None = None) -> QuerySet[Entry]:
+    """The entries the filters select, unordered (what a count reads)."""
+    entries = Entry.objects.all()
     if filters.function:
         entries = entries.filter(function=filters.function)
     if filters.schema:
@@ -90,20 +145,60 @@ def entry_list(filters: EntryFilters) -> QuerySet[Entry]:
     if filters.llm_model:
         entries = entries.filter(llm_model=filters.llm_model)
     if filters.search:
-        entries = entries.filter(_search(filters.search))
-    entries = entries_in_state(entries, filters.state)
-    order = SORTS.get(filters.sort, SORTS["-last_hit_at"])[1]
-    return with_staleness(entries).order_by(*order, "-id")
+        entries = entries.filter(entry_text_search(filters.search))
+    return entries_in_state(entries, filters.state, current)
 
 
-def _search(text: str) -> Q:
-    """Input and output text. The JSON columns are searched as their serialized text."""
-    return (
-        Q(input_preview__icontains=text)
-        | Q(arguments__icontains=text)
-        | Q(output__icontains=text)
-        | Q(key__startswith=text.lower())
+def _for_display(entries: QuerySet[Entry]) -> QuerySet[Entry]:
+    # arguments and the JSON schema are not shown, and decoding them is most of
+    # reading a row.
+    return entries.select_related("schema_version", "invalidation").defer(
+        "arguments", "schema_version__json_schema"
     )
+
+
+def entry_list(filters: EntryFilters) -> QuerySet[Entry]:
+    """The whole list in the sort's order, each entry flagged `is_stale`."""
+    entries = _for_display(with_staleness(entries_matching(filters)))
+    return entries.order_by(*entry_ordering(filters.sort).order_by())
+
+
+def entry_cursor(params: Mapping[str, str], filters: EntryFilters) -> Cursor | None:
+    """The page asked for in the query string; BadCursor when it cannot be read."""
+    return parse_cursor(params, entry_ordering(filters.sort), Entry)
+
+
+@dataclass(frozen=True)
+class EntryListing:
+    page: KeysetPage[Entry]  # each entry flagged `is_stale`
+    count: Tally  # of every entry the filters select
+
+
+def entry_listing(filters: EntryFilters, cursor: Cursor | None, size: int) -> EntryListing:
+    """One page of the list and the count of all of it.
+
+    The filters are turned into SQL once for both (the stale condition is one
+    clause per function), and staleness is flagged from the functions' rows
+    rather than computed again for each row in SQL.
+    """
+    current = current_code()
+    matching = entries_matching(filters, current)
+    page = keyset_page(_for_display(matching), entry_ordering(filters.sort), cursor, size)
+    for entry in page.object_list:
+        entry.is_stale = is_stale(entry, current)  # type: ignore[attr-defined]
+    if page.is_first and not page.has_next:
+        count = Tally(len(page.object_list), exact=True)
+    else:
+        count = count_or_estimate(matching)
+    return EntryListing(page, count)
+
+
+def entry_function_names() -> list[str]:
+    return distinct_values(Entry, "function")
+
+
+def entry_model_names() -> list[str]:
+    return distinct_values(Entry, "llm_model")
 
 
 def entry_detail(pk: int) -> QuerySet[Entry]:

@@ -1,5 +1,8 @@
 """The overview: hit rate, what the cache saved, what provider prompt caching saved.
 
+Read from the counters (CallRollup), never from the call log: they count every
+call, itemised or not, and outlive the call log's retention.
+
 Money is an estimate from settings.EXTRACTOR_PRICES (USD per million tokens:
 input, cached input, output). A hit saved what its entry's LLM call cost, at
 the tokens that call used; provider prompt caching saved, on every call that
@@ -18,11 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import TruncDay, TruncHour
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
-from extractor.models import Call
+from extractor.models import LATENCY_BOUNDS_MS, LATENCY_COLUMNS, Call, CallRollup, DroppedRecords
 
 logger = logging.getLogger(__name__)
 
@@ -111,14 +113,15 @@ class Savings:
 
     def add_hits(self, row: Mapping[str, Any]) -> None:
         """Hits of entries of one model: each saved its entry's tokens and latency."""
-        self.calls += row["n"]
-        self.hits += row["n"]
-        if row["entry__llm_model"] is None:  # no entry row to join
-            self.hits_without_entry += row["n"]
+        calls, without_entry = row["calls"], row["without_entry"]
+        self.calls += calls
+        self.hits += calls
+        self.hits_without_entry += without_entry
+        if calls == without_entry:
             return
-        model = row["entry__llm_model"]
-        prompt, cached, completion = row["prompt"] or 0, row["cached"] or 0, row["completion"] or 0
-        self.latency_saved_ms += max((row["original_ms"] or 0) - (row["hit_ms"] or 0), 0)
+        model = row["llm_model"]
+        prompt, cached, completion = row["prompt"], row["cached"], row["completion"]
+        self.latency_saved_ms += max(row["original_ms"] - row["latency_ms"], 0)
         self.tokens_saved += prompt + completion
         cost = call_cost(model, prompt, cached, completion)
         if cost is None:
@@ -127,12 +130,14 @@ class Savings:
             self.cost_saved += cost
 
     def add_reached(self, row: Mapping[str, Any]) -> None:
-        """Calls of one model that reached the LLM, and what its prompt cache saved."""
-        model, cached = row["llm_model"], row["cached"] or 0
-        self.calls += row["n"]
-        self.reached_llm += row["n"]
-        self.misses += row["misses"]
-        self.errors += row["errors"]
+        """Calls of one model and outcome that reached the LLM, and what its prompt cache saved."""
+        model, cached, calls = row["llm_model"], row["cached"], row["calls"]
+        self.calls += calls
+        self.reached_llm += calls
+        if row["outcome"] == Call.Outcome.MISS:
+            self.misses += calls
+        elif row["outcome"] == Call.Outcome.ERROR:
+            self.errors += calls
         self.provider_cached_tokens += cached
         price = price_of(model)
         if price is not None:
@@ -153,6 +158,24 @@ class Bucket:
 
 
 @dataclass
+class LatencyBucket:
+    """How many hits, and calls that reached the LLM, took up to `label`."""
+
+    label: str
+    hits: int = 0
+    reached: int = 0
+
+
+def _latency_buckets() -> list[LatencyBucket]:
+    labels = [f"≤ {_duration(bound)}" for bound in LATENCY_BOUNDS_MS]
+    return [LatencyBucket(label) for label in [*labels, f"> {_duration(LATENCY_BOUNDS_MS[-1])}"]]
+
+
+def _duration(ms: float) -> str:
+    return f"{ms:g} ms" if ms < 1000 else f"{ms / 1000:g} s"
+
+
+@dataclass
 class Overview:
     days: int | None
     since: dt.datetime | None
@@ -161,91 +184,140 @@ class Overview:
     series: list[Bucket]  # every bucket of the window, empty ones included
     bucket: BucketSize
     has_calls: bool  # any call at all, in the window or not
+    itemised: int = 0  # of total.calls, those with a row in the call log
+    dropped: int = 0  # call records lost in the window (DroppedRecords)
+    latency: list[LatencyBucket] = field(default_factory=list)
+
+    @property
+    def has_latency(self) -> bool:
+        return any(bucket.hits or bucket.reached for bucket in self.latency)
 
     @property
     def unpriced_models(self) -> list[str]:
         return sorted(self.total.unpriced_models)
 
+    @property
+    def counted_only(self) -> int:
+        return self.total.calls - self.itemised
+
 
 def overview(*, days: int | None, now: dt.datetime | None = None) -> Overview:
-    """The last `days` days up to `now` (None: all calls)."""
+    """The last `days` days up to `now` (None: all calls), from the counters.
+
+    The window starts at the hour: counters are kept per hour, and per local day
+    for the full days of a long window (a handful of rows where the call log
+    has millions).
+    """
     # In UTC, so "days" are 24-hour spans even across a DST change.
     now = (now or timezone.now()).astimezone(dt.UTC)
     since = now - dt.timedelta(days=days) if days else None
-    calls = Call.objects.filter(created_at__lte=now)
-    if since is not None:
-        calls = calls.filter(created_at__gte=since)
+    bucket: BucketSize = "hour" if days is not None and days <= 2 else "day"
+    rollups = _window(since, now, whole_days=bucket == "day")
     total = Savings("All schemas")
     per_schema: dict[str, Savings] = {}
-
-    def targets(row: Mapping[str, Any]) -> tuple[Savings, Savings]:
-        name = row["schema_version__name"] or ""
-        if name not in per_schema:
-            per_schema[name] = Savings(name.rsplit(".", 1)[-1] or "(unknown schema)", name)
-        return total, per_schema[name]
-
-    hits = (
-        calls.filter(outcome=Call.Outcome.HIT)
-        .values("entry__llm_model", "schema_version__name")
+    itemised = 0
+    sums = (
+        rollups.values("schema_version__name", "llm_model", "outcome")
         .annotate(
-            n=Count("id"),
-            prompt=Sum("entry__prompt_tokens"),
-            cached=Sum("entry__cached_prompt_tokens"),
-            completion=Sum("entry__completion_tokens"),
-            original_ms=Sum("entry__latency_ms"),
-            hit_ms=Sum("latency_ms"),
-        )
-        .order_by()
-    )
-    for hit_row in hits:
-        for target in targets(hit_row):
-            target.add_hits(hit_row)
-    reached = (
-        calls.exclude(outcome=Call.Outcome.HIT)
-        .values("llm_model", "schema_version__name")
-        .annotate(
-            n=Count("id"),
-            misses=Count("id", filter=Q(outcome=Call.Outcome.MISS)),
-            errors=Count("id", filter=Q(outcome=Call.Outcome.ERROR)),
+            calls=Sum("calls"),
+            itemised=Sum("itemised"),
+            without_entry=Sum("without_entry"),
+            latency_ms=Sum("latency_ms_sum"),
+            original_ms=Sum("original_latency_ms_sum"),
+            prompt=Sum("prompt_tokens"),
+            completion=Sum("completion_tokens"),
             cached=Sum("cached_prompt_tokens"),
+            **{column: Sum(column) for column in LATENCY_COLUMNS},
         )
         .order_by()
     )
-    for reached_row in reached:
-        for target in targets(reached_row):
-            target.add_reached(reached_row)
-    bucket: BucketSize = "hour" if days is not None and days <= 2 else "day"
+    latency = _latency_buckets()
+    for row in sums:
+        counted: dict[str, Any] = dict(row)
+        hit = row["outcome"] == Call.Outcome.HIT
+        for slot, column in zip(latency, LATENCY_COLUMNS, strict=True):
+            if hit:
+                slot.hits += counted[column]
+            else:
+                slot.reached += counted[column]
+        name = row["schema_version__name"]
+        if name not in per_schema:
+            per_schema[name] = Savings(name.rsplit(".", 1)[-1], name)
+        itemised += row["itemised"]
+        for target in (total, per_schema[name]):
+            if row["outcome"] == Call.Outcome.HIT:
+                target.add_hits(row)
+            else:
+                target.add_reached(row)
+    dropped = DroppedRecords.objects.filter(at__lte=now)
+    if since is not None:
+        dropped = dropped.filter(at__gte=since)
     return Overview(
         days=days,
         since=since,
         total=total,
         by_schema=sorted(per_schema.values(), key=lambda s: (-(s.hits + s.misses), s.label)),
-        series=_series(calls, bucket, since=since, now=now),
+        series=_series(rollups, bucket, since=since, now=now),
         bucket=bucket,
-        has_calls=total.calls > 0 or Call.objects.exists(),
+        has_calls=total.calls > 0 or CallRollup.objects.exists(),
+        itemised=itemised,
+        dropped=dropped.aggregate(total=Sum("count"))["total"] or 0,
+        latency=latency,
     )
+
+
+def _window(
+    since: dt.datetime | None, now: dt.datetime, *, whole_days: bool
+) -> QuerySet[CallRollup]:
+    """The counter rows covering [since, now]: with `whole_days` the hours of the
+    partial days at either end and the local days in between, else every hour."""
+    if not whole_days:
+        hourly = CallRollup.objects.filter(span=CallRollup.Span.HOUR, bucket_start__lte=now)
+        return hourly.filter(bucket_start__gte=bucket_start(since, "hour")) if since else hourly
+    last_day = bucket_start(now, "day")
+    hours = Q(span=CallRollup.Span.HOUR, bucket_start__lte=now, bucket_start__gte=last_day)
+    days = Q(span=CallRollup.Span.DAY, bucket_start__lt=last_day)
+    if since is not None:
+        first_hour = bucket_start(since, "hour")
+        first_day = bucket_start(since, "day")
+        if first_day < first_hour:
+            first_day = _next_day(first_day)
+        first_day = min(first_day, last_day)
+        hours |= Q(
+            span=CallRollup.Span.HOUR, bucket_start__gte=first_hour, bucket_start__lt=first_day
+        )
+        days &= Q(bucket_start__gte=first_day)
+    return CallRollup.objects.filter(hours | days)
+
+
+def _next_day(day_start: dt.datetime) -> dt.datetime:
+    following = timezone.localtime(day_start).date() + dt.timedelta(days=1)
+    return timezone.make_aware(dt.datetime.combine(following, dt.time.min))
 
 
 def _series(
-    calls: QuerySet[Call], bucket: BucketSize, *, since: dt.datetime | None, now: dt.datetime
+    rollups: QuerySet[CallRollup],
+    bucket: BucketSize,
+    *,
+    since: dt.datetime | None,
+    now: dt.datetime,
 ) -> list[Bucket]:
-    trunc = TruncHour if bucket == "hour" else TruncDay
     rows = (
-        calls.filter(outcome__in=[Call.Outcome.HIT, Call.Outcome.MISS])
-        .annotate(bucket=trunc("created_at"))
-        .values("bucket")
+        rollups.filter(outcome__in=[Call.Outcome.HIT, Call.Outcome.MISS])
+        .values("span", "bucket_start")
         .annotate(
-            hits=Count("id", filter=Q(outcome=Call.Outcome.HIT)),
-            misses=Count("id", filter=Q(outcome=Call.Outcome.MISS)),
+            hits=Sum("calls", filter=Q(outcome=Call.Outcome.HIT)),
+            misses=Sum("calls", filter=Q(outcome=Call.Outcome.MISS)),
         )
-        .order_by("bucket")
+        .order_by()
     )
     # Keyed by instant: aware datetimes sharing a tzinfo compare by wall clock, which
     # would make the repeated hour of a DST change one key.
-    counts = {
-        bucket_start(row["bucket"], bucket).astimezone(dt.UTC): (row["hits"], row["misses"])
-        for row in rows
-    }
+    counts: dict[dt.datetime, tuple[int, int]] = {}
+    for row in rows:
+        start = bucket_start(row["bucket_start"], bucket).astimezone(dt.UTC)
+        hits, misses = counts.get(start, (0, 0))
+        counts[start] = (hits + (row["hits"] or 0), misses + (row["misses"] or 0))
     first = since if since is not None else min(counts, default=None)
     if first is None:
         return []

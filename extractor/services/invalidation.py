@@ -24,6 +24,7 @@ from extractor.caching.backends import CacheBackend
 from extractor.caching.defaults import default_backend
 from extractor.caching.events import describe_error
 from extractor.models import Entry, Invalidation
+from extractor.selectors.counting import Tally, count_or_estimate
 from extractor.selectors.entries import InvalidationScope, entries_in_scope
 
 if TYPE_CHECKING:
@@ -42,6 +43,14 @@ def invalidation_count(scope: InvalidationScope) -> int:
     """How many live entries an invalidation of `scope` would touch."""
     recording.flush()
     return entries_in_scope(scope).count()
+
+
+def invalidation_tally(scope: InvalidationScope) -> Tally:
+    """What the confirm page says an invalidation of `scope` would touch: exact up
+    to a thousand entries (read through the scope's index), estimated beyond; the
+    invalidation records the exact number it marks."""
+    recording.flush()
+    return count_or_estimate(entries_in_scope(scope))
 
 
 def invalidation_run(

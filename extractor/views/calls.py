@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from django.core.paginator import Paginator
 from django.http import HttpResponse
-from django.shortcuts import render
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from extractor.auth import staff_required
 from extractor.forms import CallFilterForm
-from extractor.http import HtmxHttpRequest
+from extractor.http import HtmxHttpRequest, render_page_or_fragment
 from extractor.selectors import calls as selectors
+from extractor.selectors.keyset import BadCursor
 
 PER_PAGE = 50
 
@@ -24,21 +22,23 @@ def call_list(request: HtmxHttpRequest) -> HttpResponse:
     )
     form.is_valid()  # invalid filters are shown as errors and left out
     filters = form.filters()
-    page = Paginator(selectors.call_list(filters), PER_PAGE).get_page(request.GET.get("page"))
-    template = "extractor/calls.html"
-    htmx = request.htmx
-    if htmx and not htmx.history_restore_request:
-        template += "#results"
-    response = render(
+    try:
+        cursor = selectors.call_cursor(request.GET)
+        bad_cursor = False
+    except BadCursor:
+        # A damaged or hand-edited link: the log from its newest call.
+        cursor, bad_cursor = None, True
+    page = selectors.call_page(filters, cursor, PER_PAGE)
+    return render_page_or_fragment(
         request,
-        template,
+        "extractor/calls.html",
+        "results",
         {
             "form": form,
             "page": page,
+            "count": selectors.call_count(filters, page),
+            "bad_cursor": bad_cursor,
             # An empty page without filters means nothing was ever recorded.
             "filtered": filters.active,
         },
     )
-    # The same URL answers a fragment to htmx and a page to the browser.
-    patch_vary_headers(response, ["HX-Request"])
-    return response

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from django.core.paginator import Paginator
 from django.http import HttpResponse
-from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from extractor.auth import staff_required
 from extractor.forms import EntryFilterForm
-from extractor.http import HtmxHttpRequest
+from extractor.http import HtmxHttpRequest, render_page_or_fragment
 from extractor.models import Entry
 from extractor.selectors import entries as selectors
+from extractor.selectors.keyset import BadCursor
 
 PER_PAGE = 50
 
@@ -22,18 +21,23 @@ def entry_list(request: HtmxHttpRequest) -> HttpResponse:
     form = EntryFilterForm(request.GET)
     form.is_valid()  # invalid filters are shown as errors and left out
     filters = form.filters()
-    page = Paginator(selectors.entry_list(filters), PER_PAGE).get_page(request.GET.get("page"))
-    template = "extractor/entries.html"
-    htmx = request.htmx
-    if htmx and not htmx.boosted:
-        template += "#results"
-    return render(
+    try:
+        cursor = selectors.entry_cursor(request.GET, filters)
+        bad_cursor = False
+    except BadCursor:
+        # A link from another sort, or edited by hand: the list from its start.
+        cursor, bad_cursor = None, True
+    listing = selectors.entry_listing(filters, cursor, PER_PAGE)
+    return render_page_or_fragment(
         request,
-        template,
+        "extractor/entries.html",
+        "results",
         {
             "form": form,
             "filters": filters,
-            "page": page,
+            "page": listing.page,
+            "count": listing.count,
+            "bad_cursor": bad_cursor,
             "filtered": filters != selectors.EntryFilters(),
             # Called by the template only when the page is empty.
             "anything_cached": Entry.objects.exists,

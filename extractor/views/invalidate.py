@@ -17,12 +17,12 @@ from extractor.auth import staff_required
 from extractor.forms import InvalidateForm
 from extractor.http import HtmxHttpRequest
 from extractor.models import Entry, Invalidation, SchemaVersion
+from extractor.services.invalidation import invalidation_retry as retry_invalidation
 from extractor.services.invalidation import (
-    invalidation_count,
     invalidation_retryable,
     invalidation_run,
+    invalidation_tally,
 )
-from extractor.services.invalidation import invalidation_retry as retry_invalidation
 
 PAGE_SIZE = 50
 
@@ -64,7 +64,7 @@ def invalidate(request: HtmxHttpRequest) -> HttpResponse:
         "form": form,
         "scope": scope,
         "description": scope.describe(),
-        "count": invalidation_count(scope),
+        "count": invalidation_tally(scope),
     }
     return render(request, "extractor/invalidate_confirm.html", context)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import pytest
+from django.db import connection
 
 from extractor.caching import capture_calls
 from extractor.caching.envelope import Usage
@@ -57,7 +59,7 @@ def test_hit_tuples_and_call_events_handed_to_record_are_written(
     assert sorted(Call.objects.values_list("outcome", flat=True)) == ["hit", "miss"]
 
 
-def test_a_bounded_buffer_keeps_only_the_newest_records_and_says_so(
+def test_a_bounded_buffer_counts_every_hit_and_itemises_the_first_up_to_its_bound(
     fake_llm, make_extractor, flush_records, use_recorder, caplog
 ):
     extract = make_extractor(person_model())
@@ -70,14 +72,14 @@ def test_a_bounded_buffer_keeps_only_the_newest_records_and_says_so(
             extract("Ada Lovelace")
 
     assert len(captured) == 5
-    assert recorder.pending() == 3
+    assert recorder.pending() == 5
     with caplog.at_level(logging.WARNING, logger="extractor.recording"):
-        assert recorder.flush() == 3
-    assert "buffer was full (3)" in caplog.text
+        assert recorder.flush() == 5
+    assert "buffer was full" not in caplog.text  # nothing was dropped: hits were counted
+    assert Entry.objects.get().hit_count == 5
     written = sorted(Call.objects.filter(outcome="hit").values_list("latency_ms", flat=True))
-    newest = sorted(latency * 1000 for _info, _key, _started, latency in captured[-3:])
-    assert written == newest
-    assert Entry.objects.get().hit_count == 3
+    first = sorted(latency * 1000 for _info, _key, _started, latency in captured[:3])
+    assert written == pytest.approx(first)
 
 
 def test_one_bad_record_does_not_sink_the_good_ones_in_its_batch(
@@ -155,3 +157,39 @@ def test_close_writes_what_is_left(fake_llm, make_extractor, use_recorder):
 
     assert recorder.pending() == 0
     assert Call.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="ends a server-side session (PostgreSQL suite)"
+)
+def test_the_writer_keeps_its_connection_and_reconnects_when_the_server_ends_it(
+    fake_llm, make_extractor, use_recorder
+):
+    recorder = use_recorder(DatabaseRecorder(background=True, flush_seconds=0.05))
+    extract = make_extractor(person_model())
+    extract("Ada Lovelace")
+    wait_until(lambda: Call.objects.count() == 1)
+    # The writer's session, still open after its write: it is kept between writes.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+        writers = [pid for (pid,) in cursor.fetchall()]
+        assert writers
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [writers])
+
+    extract("Ada Lovelace")
+    extract("Ada Lovelace")
+
+    wait_until(lambda: Entry.objects.get().hit_count == 2)
+    assert recorder.pending() == 0
+    assert Call.objects.count() == 3
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not within the time"
+        time.sleep(0.02)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import re
 import signal
 import threading
 
 import pytest
+from django.db.models import Sum
 
-from extractor.models import Call, Entry
+from extractor.models import Call, CallRollup, DroppedRecords, Entry
 from extractor.recording import DatabaseRecorder
 from extractor.recording.shutdown import install_signal_flush
 from tests.recording.helpers import person_model
@@ -21,7 +21,7 @@ HITS_PER_THREAD = 300
 BUFFER_MAX = 50
 
 
-def test_a_burst_larger_than_the_buffer_counts_every_dropped_record_and_logs_it(
+def test_a_burst_larger_than_the_buffer_is_counted_exactly_and_itemised_up_to_the_bound(
     fake_llm, make_extractor, flush_records, use_recorder, caplog
 ):
     extract = make_extractor(person_model())
@@ -36,23 +36,59 @@ def test_a_burst_larger_than_the_buffer_counts_every_dropped_record_and_logs_it(
             extract("Ada Lovelace")
 
     workers = [threading.Thread(target=hits) for _ in range(THREADS)]
-    with caplog.at_level(logging.WARNING, logger="extractor.recording"):
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        written = recorder.flush()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    written = recorder.flush()
 
     made = THREADS * HITS_PER_THREAD
-    assert written == BUFFER_MAX
+    assert written == made
+    assert recorder.dropped == 0
+    assert Entry.objects.get().hit_count == made
+    counted = CallRollup.objects.filter(span="hour", outcome="hit").aggregate(
+        calls=Sum("calls"), itemised=Sum("itemised")
+    )
+    assert counted == {"calls": made, "itemised": BUFFER_MAX}
     assert Call.objects.filter(outcome="hit").count() == BUFFER_MAX
-    assert Entry.objects.get().hit_count == BUFFER_MAX
-    assert recorder.dropped == made - BUFFER_MAX
-    logged = [
-        int(count) for count in re.findall(r"dropped the (\d+) oldest call records", caplog.text)
-    ]
-    assert sum(logged) == recorder.dropped
-    assert "buffer was full (50)" in caplog.text
+    assert not DroppedRecords.objects.exists()
+
+
+def test_hits_beyond_the_itemised_rate_are_counted_without_rows(
+    fake_llm, make_extractor, flush_records, use_recorder
+):
+    extract = make_extractor(person_model())
+    extract("Ada Lovelace")
+    flush_records()
+    use_recorder(DatabaseRecorder(background=False, hits_per_second=5))
+
+    for _ in range(40):
+        extract("Ada Lovelace")
+    flush_records()
+
+    hits = CallRollup.objects.get(span="hour", outcome="hit")
+    assert hits.calls == 40 == Entry.objects.get().hit_count
+    # 40 hits take well under a second or two: 5 a second, each second begun.
+    assert 5 <= hits.itemised == Call.objects.filter(outcome="hit").count() <= 15
+
+
+def test_computed_calls_past_the_bound_keep_their_counts_and_the_loss_is_saved_and_logged(
+    fake_llm, make_extractor, use_recorder, caplog
+):
+    recorder = use_recorder(DatabaseRecorder(background=False, buffer_max=3))
+    extract = make_extractor(person_model())
+
+    for number in range(7):
+        extract(f"Person {number}")
+    with caplog.at_level(logging.WARNING, logger="extractor.recording"):
+        recorder.flush()
+
+    # Each miss paid for an LLM call: all 7 are counted, 3 kept their rows.
+    assert Call.objects.filter(outcome="miss").count() == 3 == Entry.objects.count()
+    assert CallRollup.objects.get(span="hour", outcome="miss").calls == 7
+    assert recorder.dropped == 4
+    assert DroppedRecords.objects.get().count == 4
+    assert "4 computed call records were counted without their rows" in caplog.text
 
 
 def test_an_app_can_opt_out_of_the_signal_flush(settings):

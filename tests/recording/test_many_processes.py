@@ -188,3 +188,9 @@ def test_processes_computing_the_same_keys_converge_on_one_row_per_key(
         " GROUP BY miss_reason"
     ) == [("new_input", misses)]
     assert query("SELECT SUM(hit_count) FROM extractor_entry WHERE status = 'live'") == [(hits,)]
+    # The counters, added to by every process at once, hold every call exactly.
+    assert query(
+        "SELECT outcome, SUM(calls) FROM extractor_callrollup WHERE span = 'hour'"
+        " GROUP BY outcome ORDER BY outcome"
+    ) == [("hit", hits), ("miss", misses)]
+    assert query("SELECT SUM(calls) FROM extractor_callrollup WHERE span = 'day'") == [(calls,)]

@@ -13,6 +13,8 @@ import pytest
 
 from extractor.caching import bypass, instructor_cache
 from extractor.models import CachedFunction, Call, Entry, SchemaVersion
+from extractor.recording import DatabaseRecorder
+from extractor.recording.inserts import COPY_FROM_ROWS
 from tests.recording.helpers import (
     FUNCTION_MODULE,
     SCHEMA_MODULE,
@@ -450,3 +452,23 @@ def test_an_async_function_records_its_miss_and_hits_like_a_sync_one(fake_llm, f
     assert entry.function == f"{FUNCTION_MODULE}:extract_person_async"
     assert entry.arguments == {"text": "Ada Lovelace", "model": "gpt-4o-mini"}
     assert entry.hit_count == 2
+
+
+def test_a_large_batch_of_itemised_hits_is_written_whole(
+    fake_llm, make_extractor, use_recorder, django_assert_max_num_queries
+):
+    # Past COPY_FROM_ROWS rows PostgreSQL takes them through COPY; SQLite in
+    # multi-row INSERTs. Either way every row arrives, cleaned, in one batch.
+    recorder = use_recorder(DatabaseRecorder(background=False))
+    extract = make_extractor(person_model())
+    extract("Ada Lovelace")
+    hits = COPY_FROM_ROWS + 100
+    for _ in range(hits):
+        extract("Ada Lovelace")
+
+    with django_assert_max_num_queries(40):
+        recorder.flush()
+
+    assert Call.objects.filter(outcome="hit", entry__isnull=False).count() == hits
+    assert Entry.objects.get().hit_count == hits
+    assert Call.objects.filter(outcome="hit").exclude(input_preview="").count() == hits

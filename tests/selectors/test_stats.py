@@ -287,3 +287,17 @@ def test_all_time_starts_at_the_first_bucket_with_calls(settings):
     assert series[0].start == bucket_start(now - dt.timedelta(days=40), "day")
     assert len(series) == 41
     assert overview(days=None, now=now - dt.timedelta(days=50)).series == []
+
+
+def test_the_overview_still_answers_once_the_call_log_is_pruned(prices):
+    entry = EntryFactory(llm_model="model-a", prompt_tokens=1000, completion_tokens=500)
+    miss(entry)
+    hits(entry, 3)
+    before = overview(days=None).total
+
+    Call.objects.all().delete()  # what retention does to old call rows; counters stay
+    after = overview(days=None).total
+
+    assert (after.calls, after.hits, after.misses, after.tokens_saved) == (4, 3, 1, 3 * 1500)
+    assert after.cost_saved == pytest.approx(before.cost_saved)
+    assert before.cost_saved > 0

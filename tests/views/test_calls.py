@@ -136,7 +136,7 @@ def test_a_valid_filter_still_applies_beside_an_invalid_one(staff_client, log):
     assert previews(response) == ["hit b", "hit a"]
 
 
-def test_fifty_calls_per_page_with_working_links(staff_client):
+def test_fifty_calls_per_page_with_cursor_links_that_keep_the_filters(staff_client):
     entry = EntryFactory()
     start = timezone.now() - dt.timedelta(hours=1)
     for n in range(55):
@@ -145,27 +145,46 @@ def test_fifty_calls_per_page_with_working_links(staff_client):
         )
 
     first = staff_client.get(URL, {"outcome": "hit"})
-    second = staff_client.get(URL, {"outcome": "hit", "page": "2"})
+    cursor = first.context["page"].next_cursor
+    second = staff_client.get(URL, {"outcome": "hit", "after": cursor})
 
     assert len(previews(first)) == 50
     assert previews(first)[0] == "call 54"
     assert previews(second) == [f"call {n}" for n in range(4, -1, -1)]
     html = first.content.decode()
-    assert "Page 1 of 2" in html
-    # The next link keeps the filters, as a plain href and for htmx.
-    assert 'href="?outcome=hit&amp;page=2"' in html
-    assert 'hx-get="?outcome=hit&amp;page=2"' in html
+    assert "55 calls match these filters" in html
+    # The older link keeps the filters, as a plain href and for htmx.
+    assert f'href="?after={cursor}&amp;outcome=hit"' in html
+    assert f'hx-get="?after={cursor}&amp;outcome=hit" rel="next">Older →' in html
+    newer = second.context["page"].previous_cursor
+    assert f'href="?before={newer}&amp;outcome=hit"' in second.content.decode()
+    assert previews(staff_client.get(URL, {"outcome": "hit", "before": newer})) == previews(first)
 
 
-# Not a number: the first page; out of range: the last (Paginator.get_page).
-@pytest.mark.parametrize(("page", "shown"), [("abc", 1), ("", 1), ("0", 2), ("999", 2), ("-3", 2)])
-def test_a_bad_page_number_falls_back_to_a_real_page(staff_client, page, shown):
-    CallFactory.create_batch(51, entry=EntryFactory())
+def test_the_older_page_is_unmoved_by_calls_recorded_since(staff_client):
+    entry = EntryFactory()
+    start = timezone.now() - dt.timedelta(hours=1)
+    for n in range(52):
+        CallFactory(
+            entry=entry, input_preview=f"call {n}", created_at=start + dt.timedelta(seconds=n)
+        )
+    cursor = staff_client.get(URL).context["page"].next_cursor
 
-    response = staff_client.get(URL, {"page": page})
+    CallFactory.create_batch(5, entry=entry, created_at=timezone.now())
+    older = staff_client.get(URL, {"after": cursor})
+
+    assert previews(older) == ["call 1", "call 0"]
+
+
+@pytest.mark.parametrize(
+    "cursor", [{"after": "abc"}, {"before": ""}, {"after": "W1tdXQ"}, {"after": "a", "before": "b"}]
+)
+def test_a_bad_cursor_gives_the_newest_calls_with_a_note(staff_client, log, cursor):
+    response = staff_client.get(URL, cursor)
 
     assert response.status_code == 200
-    assert response.context["page"].number == shown
+    assert previews(response) == ["error b", "hit b", "miss a", "hit a"]
+    assert ('data-testid="bad-cursor"' in response.content.decode()) == any(cursor.values())
 
 
 def test_htmx_requests_get_only_the_results(staff_client, log):

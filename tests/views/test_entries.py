@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -216,28 +217,99 @@ def test_no_stale_badge_when_the_entry_is_current(staff_client):
     assert 'class="badge stale" data-testid' not in response.content.decode()
 
 
-def test_pagination_has_fifty_per_page_with_working_links(staff_client):
-    EntryFactory.create_batch(51)
+def oldest_first(count: int) -> list[Entry]:
+    """`count` entries created a minute apart, the last the newest."""
+    start = timezone.now() - dt.timedelta(days=1)
+    return [EntryFactory(created_at=start + dt.timedelta(minutes=n)) for n in range(count)]
+
+
+def test_pages_of_fifty_go_by_cursor_links_that_keep_the_filters(staff_client):
+    entries = oldest_first(51)
 
     first = staff_client.get(URL, {"sort": "-created_at"})
-    second = staff_client.get(URL, {"sort": "-created_at", "page": 2})
+    cursor = first.context["page"].next_cursor
+    second = staff_client.get(URL, {"sort": "-created_at", "after": cursor})
 
-    assert len(listed(first)) == 50
-    assert len(listed(second)) == 1
-    assert set(listed(first)).isdisjoint(listed(second))
+    assert listed(first) == [entry.pk for entry in entries[:0:-1]]
+    assert listed(second) == [entries[0].pk]
     html = first.content.decode()
-    assert 'href="?page=2&amp;sort=-created_at"' in html
-    assert 'hx-get="?page=2&amp;sort=-created_at"' in html
-    assert "Page 1 of 2" in html
+    assert f'href="?after={cursor}&amp;sort=-created_at"' in html
+    assert f'hx-get="?after={cursor}&amp;sort=-created_at" rel="next"' in html
+    assert 'rel="prev"' not in html
+    back = second.context["page"].previous_cursor
+    assert f'href="?before={back}&amp;sort=-created_at"' in second.content.decode()
+    assert listed(staff_client.get(URL, {"sort": "-created_at", "before": back})) == listed(first)
 
 
-@pytest.mark.parametrize("page", ["abc", "0", "-1", "999"])
-def test_a_bad_page_number_falls_back_to_a_real_page(staff_client, page):
-    EntryFactory.create_batch(3)
+def test_the_next_page_continues_where_the_last_ended_while_entries_arrive(staff_client):
+    entries = oldest_first(55)
+    first = staff_client.get(URL, {"sort": "-created_at"})
 
-    response = staff_client.get(URL, {"page": page})
+    # Newer than every entry listed: an OFFSET would shift page 2 by three.
+    EntryFactory.create_batch(3, created_at=timezone.now())
+    second = staff_client.get(
+        URL, {"sort": "-created_at", "after": first.context["page"].next_cursor}
+    )
 
-    assert len(listed(response)) == 3
+    assert listed(second) == [entry.pk for entry in entries[4::-1]]
+
+
+def test_the_count_is_exact_for_a_short_list(staff_client):
+    oldest_first(51)
+
+    response = staff_client.get(URL)
+
+    assert response.context["count"].exact
+    assert "51 entries, live only" in response.content.decode()
+
+
+def test_past_a_thousand_postgresql_shows_an_estimate_labelled_as_one(staff_client):
+    version = SchemaVersionFactory()
+    Entry.objects.bulk_create(EntryFactory.build_batch(1_001, schema_version=version))
+
+    response = staff_client.get(URL, {"state": "all"})
+
+    count = response.context["count"]
+    html = response.content.decode()
+    if connection.vendor == "postgresql":
+        assert not count.exact
+        assert f">{count.label}</span> entries" in html
+        assert count.label.startswith(("about ", "more than "))
+    else:
+        assert "1,001 entries" in html
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        {"after": "not a cursor"},
+        {"after": "W10"},  # []
+        {"before": "WyJuZXdlc3QiLCAiMjAyNS0wMS0wMVQwMDowMDowMCswMDowMCIsIDFd"},  # another sort's
+        {"after": "WyJsYXN0LWhpdCIsICIyMDI1LTAxLTAxVDAwOjAwOjAwIiwgMV0"},  # no time zone
+        {"after": "WyJsYXN0LWhpdCIsIG51bGwsIDk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5XQ"},  # id out of range
+        {"after": "x" * 1000},
+    ],
+)
+def test_a_bad_cursor_gives_the_first_page_with_a_note(staff_client, cursor):
+    entries = oldest_first(2)
+
+    response = staff_client.get(URL, cursor)
+
+    assert listed(response) == [entries[1].pk, entries[0].pk]
+    assert 'data-testid="bad-cursor"' in response.content.decode()
+
+
+def test_a_cursor_past_every_entry_offers_the_first_page(staff_client):
+    entries = oldest_first(51)
+    cursor = staff_client.get(URL, {"sort": "-created_at"}).context["page"].next_cursor
+    entries[0].delete()
+
+    response = staff_client.get(URL, {"sort": "-created_at", "after": cursor})
+
+    assert listed(response) == []
+    html = response.content.decode()
+    assert "No more entries here." in html
+    assert 'href="?sort=-created_at" hx-get="?sort=-created_at">Back to the first page' in html
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,9 @@ from django.template import Context, Template
 from django.urls import reverse
 from django.utils import timezone
 
-from extractor.models import Call
+from extractor.models import Call, DroppedRecords
+from extractor.recording.rollups import Rollups, counts_of
+from extractor.recording.tally import HOUR, Latencies
 from extractor.selectors.stats import Bucket
 from extractor.templatetags.extractor_tags import duration_ms
 from tests.factories import CallFactory, EntryFactory, SchemaVersionFactory
@@ -58,7 +60,9 @@ def known_calls(settings):
         latency_ms=800.0,
         created_at=now - dt.timedelta(days=2),
     )
-    CallFactory.create_batch(3, entry=entry, latency_ms=0.5, created_at=now - dt.timedelta(days=1))
+    # An hour more than a day ago: the windows start at the hour (the counters are hourly).
+    a_day_ago = now - dt.timedelta(days=1, hours=1)
+    CallFactory.create_batch(3, entry=entry, latency_ms=0.5, created_at=a_day_ago)
     other = EntryFactory(
         schema_version=SchemaVersionFactory(name="app.schemas.Invoice"), llm_model="model-a"
     )
@@ -67,7 +71,7 @@ def known_calls(settings):
         outcome=Call.Outcome.MISS,
         prompt_tokens=1000,
         cached_prompt_tokens=400,
-        created_at=now - dt.timedelta(days=1),
+        created_at=a_day_ago,
     )
     return now
 
@@ -265,3 +269,50 @@ def test_anonymous_users_are_sent_to_log_in(client):
 
 def test_users_who_are_not_staff_are_refused(plain_user_client):
     assert plain_user_client.get(URL).status_code == 403
+
+
+def test_hits_counted_without_a_row_and_dropped_records_are_shown(staff_client):
+    entry = EntryFactory()
+    CallFactory(entry=entry)
+    # What the writer adds for 40 hits of which 10 were itemised: 30 counted only.
+    hour = int(timezone.now().timestamp()) // HOUR
+    latencies = Latencies()
+    for _ in range(40):
+        latencies.add(0.00002)
+    rollups = Rollups()
+    rollups.add(
+        hour,
+        entry.function,
+        entry.schema_version_id,
+        entry.llm_model,
+        "hit",
+        counts_of(latencies, itemised=10),
+    )
+    rollups.write()
+    DroppedRecords.objects.create(count=7, process="web-1:42", reason="buffer full")
+
+    html = staff_client.get(URL).content.decode()
+
+    assert figure(html, "hits") == "41"
+    assert figure(html, "counted-only") == "30"
+    assert "7 call records could not be written" in " ".join(html.split())
+
+
+def test_nothing_is_said_of_itemising_when_every_call_has_its_row(staff_client, known_calls):
+    html = staff_client.get(URL).content.decode()
+
+    assert 'data-testid="counted-only"' not in html
+    assert 'data-testid="dropped"' not in html
+
+
+def test_calls_are_shown_by_how_long_they_took(staff_client, known_calls):
+    html = staff_client.get(URL, {"days": "30"}).content.decode()
+
+    table = html.split('data-testid="latency"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(
+        r"<th scope=\"row\">([^<]+)</th><td class=\"num\">(\d+)</td>"
+        r"<td class=\"num\">(\d+)</td>",
+        table,
+    )
+    # Three hits of 0.5 ms; a miss of 800 ms and one of the factory's 0.02 ms.
+    assert rows == [("≤ 0.1 ms", "0", "1"), ("≤ 1 ms", "3", "0"), ("≤ 1 s", "0", "1")]
