@@ -47,6 +47,8 @@ GUARD_SECONDS = 0.05
 EPISODE_QUIET_SECONDS = 1.0
 # ...or, if it goes on (a database away for long), every this often.
 EPISODE_REPORT_SECONDS = 60.0
+# The longest wait between two attempts of the writer on a failing database.
+MAX_BACKOFF = 30.0
 # A failing database is retried this often while an exit flush still has time.
 EXIT_RETRY_SECONDS = 0.1
 
@@ -180,8 +182,9 @@ class DatabaseRecorder:
             try:
                 self.flush()
             except Exception:
-                logger.exception("could not write %d call records", len(self._buffer))
-                self._count_lost(len(self._buffer))
+                left = len(self._buffer) + len(self._tally)
+                logger.exception("could not write %d call records on close", left)
+                self._count_lost(left)
         else:
             # The writer is stuck in a write: queueing behind it could wait forever.
             left = len(self._buffer) + len(self._tally) + self._in_flight
@@ -289,38 +292,51 @@ class DatabaseRecorder:
             )
 
     def _write_one_by_one(self, tally: Tally, unsaved: int) -> int:
-        written = 0
+        # In the order write_tally keeps: per segment its computed calls, then its hits.
+        pieces: list[tuple[Tally, str]] = []
         for segment in tally.segments:
-            pieces: list[tuple[Tally, str]] = []
-            if segment.hits:
-                hits = self._new_tally()
-                hits.segments[0].hits = segment.hits
-                hits.records = sum(k.latencies.count for k in segment.hits.values())
-                pieces.append((hits, f"the call records of {hits.records} hits"))
             for event in segment.computed:
                 one = self._new_tally()
                 one.fold([event])
                 pieces.append((one, f"a call record of {_describe(event)}"))
-            for piece, what in pieces:
-                try:
-                    write_tally(piece)
-                    written += piece.records
-                except DatabaseError:
-                    # Not the records themselves: their repr carries the call's arguments.
-                    logger.exception("dropped %s", what)
-                    self._count_lost(piece.records)
+            if segment.hits:
+                hits = self._new_tally()
+                hits.segments[0].hits = segment.hits
+                hits.records = sum(k.latencies.count for k in segment.hits.values())
+                hits.rows = sum(len(k.itemised) for k in segment.hits.values())
+                pieces.append((hits, f"the call records of {hits.records} hits"))
         # The counts of computed calls that lost their rows, and the drops to save.
         counts = self._new_tally()
         counts.counted_only = tally.counted_only
-        try:
-            write_tally(counts, dropped=unsaved + tally.dropped)
-            with self._drop_lock:
-                self._dropped_saved += unsaved + tally.dropped
-                self.dropped += tally.dropped
-        except DatabaseError:
-            logger.exception("dropped the counts of %d call records", tally.dropped)
-            self._count_lost(tally.dropped)
+        counts.dropped = tally.dropped
+        pieces.append((counts, f"the counts of {tally.dropped} call records"))
+        written = 0
+        for index, (piece, what) in enumerate(pieces):
+            last = index == len(pieces) - 1
+            try:
+                write_tally(piece, dropped=unsaved if last else 0)
+            except (OperationalError, InterfaceError):
+                # The database went away meanwhile: keep what is not written yet.
+                self._keep(pieces[index:])
+                raise
+            except DatabaseError:
+                # Not the records themselves: their repr carries the call's arguments.
+                logger.exception("dropped %s", what)
+                self._count_lost(piece.records or piece.dropped)
+                continue
+            written += piece.records
+            if last:
+                self._tally_written(piece, unsaved)
         return written
+
+    def _keep(self, pieces: list[tuple[Tally, str]]) -> None:
+        """Put unwritten pieces back ahead of what was folded since."""
+        first = pieces[0][0]
+        for piece, _what in pieces[1:]:
+            first.absorb(piece)
+        with self._fold_lock:
+            first.absorb(self._tally)
+            self._tally = first
 
     def _start(self) -> None:
         # The guard runs even without a background writer: it is what bounds memory.
@@ -350,6 +366,7 @@ class DatabaseRecorder:
             connections.close_all()  # this thread's connections, so the database can go
 
     def _loop(self) -> None:
+        failures = 0
         while not self._closed:
             if self._tally.rows < BATCH_SIZE:
                 self._wake.wait(self.flush_seconds)
@@ -361,10 +378,15 @@ class DatabaseRecorder:
                 # for request threads): a connect per second costs more than the
                 # write. One that broke is dropped below and made again next time.
                 self.flush()
+                failures = 0
             except Exception:
-                logger.exception("writing call records failed; will retry")
+                failures += 1
+                logger.exception("writing call records failed (%d in a row); will retry", failures)
                 connections.close_all()
-                self._wake.wait(self.flush_seconds)
+                # Backing off: the guard's "a batch is waiting" wake-up must not turn
+                # an outage into a retry loop. Only stopping cuts the wait short.
+                self._wake.clear()
+                self._stopping.wait(min(self.flush_seconds * 2 ** min(failures, 10), MAX_BACKOFF))
 
     def _after_fork(self) -> None:
         # Records taken before fork() are the parent's to write, and its drops

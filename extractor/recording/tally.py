@@ -21,7 +21,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 
 from extractor.caching.envelope import Usage
-from extractor.caching.events import _WALL_OFFSET, CallEvent, FunctionInfo, Record
+from extractor.caching.events import _WALL_OFFSET, CallEvent, FunctionInfo, Outcome, Record
 from extractor.models import LATENCY_BOUNDS_MS
 
 HOUR = 3600
@@ -140,7 +140,14 @@ class Tally:
         for record in records:
             if type(record) is not tuple:
                 event: CallEvent = record  # type: ignore[assignment]
-                if event.key in hit_keys:
+                # Only a stored value (kept as a row) changes which entry a hit of
+                # the key is credited to: nothing else needs the order kept.
+                if (
+                    event.key in hit_keys
+                    and event.stored
+                    and event.outcome == Outcome.MISS
+                    and self.rows < self.max_rows
+                ):
                     segment = Segment()
                     self.segments.append(segment)
                     hits, hit_keys = segment.hits, segment.hit_keys
@@ -199,10 +206,9 @@ class Tally:
 
     def absorb(self, later: Tally) -> None:
         """Add a tally folded after this one (this one could not be written)."""
-        # Later records go after these: in segments of their own, and so do the
-        # records folded after this (a fresh last segment).
+        # Later records go after these, in segments of their own; folding goes on
+        # in the last one (fold starts a new segment where order requires it).
         self.segments.extend(seg for seg in later.segments if seg.hits or seg.computed)
-        self.segments.append(Segment())
         for slot, counted in later.counted_only.items():
             mine = self.counted_only.setdefault(
                 slot, CountedOnly(counted.info, counted.hour, counted.model, counted.outcome)

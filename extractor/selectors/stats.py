@@ -273,12 +273,12 @@ def _window(
     partial days at either end and the local days in between, else every hour."""
     if not whole_days:
         hourly = CallRollup.objects.filter(span=CallRollup.Span.HOUR, bucket_start__lte=now)
-        return hourly.filter(bucket_start__gte=bucket_start(since, "hour")) if since else hourly
+        return hourly.filter(bucket_start__gte=_utc_hour(since)) if since else hourly
     last_day = bucket_start(now, "day")
     hours = Q(span=CallRollup.Span.HOUR, bucket_start__lte=now, bucket_start__gte=last_day)
     days = Q(span=CallRollup.Span.DAY, bucket_start__lt=last_day)
     if since is not None:
-        first_hour = bucket_start(since, "hour")
+        first_hour = _utc_hour(since)
         first_day = bucket_start(since, "day")
         if first_day < first_hour:
             first_day = _next_day(first_day)
@@ -288,6 +288,12 @@ def _window(
         )
         days &= Q(bucket_start__gte=first_day)
     return CallRollup.objects.filter(hours | days)
+
+
+def _utc_hour(moment: dt.datetime) -> dt.datetime:
+    """The start of the UTC hour holding `moment`: the counters' hours are UTC hours
+    (in a zone with a half-hour offset a local hour would straddle two of them)."""
+    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def _next_day(day_start: dt.datetime) -> dt.datetime:

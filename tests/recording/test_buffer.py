@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 
+import psycopg
 import pytest
 from django.db import connection
 
@@ -193,3 +194,42 @@ def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None:
     while not condition():
         assert time.monotonic() < deadline, "not within the time"
         time.sleep(0.02)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="refuses connections server-side (PostgreSQL suite)"
+)
+def test_an_outage_is_retried_with_back_off_and_loses_nothing(
+    fake_llm, make_extractor, use_recorder, caplog
+):
+    recorder = use_recorder(DatabaseRecorder(background=True, flush_seconds=0.05))
+    extract = make_extractor(person_model())
+    extract("Ada Lovelace")
+    wait_until(lambda: Call.objects.count() == 1)
+    hits = 6000  # more than a batch's worth waiting: the case that once retried in a loop
+    database = connection.settings_dict["NAME"]
+    quoted = connection.ops.quote_name(database)
+    # From another database: PostgreSQL will not close the one a session is in.
+    params = {**connection.get_connection_params(), "dbname": "postgres", "autocommit": True}
+    with psycopg.connect(**params) as admin:
+        admin.execute(f"ALTER DATABASE {quoted} ALLOW_CONNECTIONS false")
+        try:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                [database],
+            )
+            with caplog.at_level(logging.ERROR, logger="extractor.recording"):
+                for _ in range(hits):
+                    extract("Ada Lovelace")
+                time.sleep(2)
+            attempts = caplog.text.count("writing call records failed")
+        finally:
+            admin.execute(f"ALTER DATABASE {quoted} ALLOW_CONNECTIONS true")
+    connection.close()  # ours was ended too
+
+    # 0.1, 0.2, 0.4, 0.8 s apart: a handful of attempts in 2 s, not thousands.
+    assert 1 <= attempts <= 6
+    wait_until(lambda: Entry.objects.get().hit_count == hits, seconds=30)
+    assert Call.objects.filter(outcome="hit").count() == hits
+    assert recorder.dropped == 0
