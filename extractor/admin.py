@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from typing import TypeVar
+
 from django.contrib import admin
+from django.db import models
 from django.http import HttpRequest
 
 from extractor.models import (
@@ -14,22 +17,39 @@ from extractor.models import (
     SchemaVersion,
 )
 
+_M = TypeVar("_M", bound=models.Model)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin[_M]):
+    """Shows rows, never writes them. Cached rows mirror the cache backend: an edit here
+    would change what the dashboard shows while callers keep getting the stored value, and
+    a delete would leave the value cached with no row. Use Invalidate instead."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: _M | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: _M | None = None) -> bool:
+        return False
+
 
 @admin.register(SchemaVersion)
-class SchemaVersionAdmin(admin.ModelAdmin[SchemaVersion]):
+class SchemaVersionAdmin(ReadOnlyAdmin[SchemaVersion]):
     list_display = ["name", "number", "fingerprint", "first_seen_at"]
     list_filter = ["name"]
     search_fields = ["name", "fingerprint"]
 
 
 @admin.register(CachedFunction)
-class CachedFunctionAdmin(admin.ModelAdmin[CachedFunction]):
+class CachedFunctionAdmin(ReadOnlyAdmin[CachedFunction]):
     list_display = ["name", "schema_version", "version", "code_fingerprint", "last_seen_at"]
     search_fields = ["name"]
 
 
 @admin.register(Entry)
-class EntryAdmin(admin.ModelAdmin[Entry]):
+class EntryAdmin(ReadOnlyAdmin[Entry]):
     list_display = [
         "key",
         "function",
@@ -47,7 +67,7 @@ class EntryAdmin(admin.ModelAdmin[Entry]):
 
 
 @admin.register(Call)
-class CallAdmin(admin.ModelAdmin[Call]):
+class CallAdmin(ReadOnlyAdmin[Call]):
     list_display = ["created_at", "outcome", "miss_reason", "function", "llm_model", "latency_ms"]
     list_filter = ["outcome", "miss_reason", "function", "llm_model"]
     search_fields = ["key", "input_preview"]
@@ -56,7 +76,7 @@ class CallAdmin(admin.ModelAdmin[Call]):
 
 
 @admin.register(Invalidation)
-class InvalidationAdmin(admin.ModelAdmin[Invalidation]):
+class InvalidationAdmin(ReadOnlyAdmin[Invalidation]):
     list_display = [
         "created_at",
         "action",
@@ -70,29 +90,23 @@ class InvalidationAdmin(admin.ModelAdmin[Invalidation]):
 
 
 @admin.register(Replay)
-class ReplayAdmin(admin.ModelAdmin[Replay]):
+class ReplayAdmin(ReadOnlyAdmin[Replay]):
     list_display = ["created_at", "entry", "llm_model", "requested_by", "accepted_at"]
     list_filter = ["llm_model"]
     raw_id_fields = ["entry", "replacement"]
 
 
 @admin.register(CallRollup)
-class CallRollupAdmin(admin.ModelAdmin[CallRollup]):
-    """Read-only: the counters are added to by the recorders, never edited by hand."""
+class CallRollupAdmin(ReadOnlyAdmin[CallRollup]):
+    """The counters are added to by the recorders, never edited or deleted by hand."""
 
     list_display = ["span", "bucket_start", "function", "llm_model", "outcome", "calls", "itemised"]
     list_filter = ["span", "outcome", "llm_model"]
     search_fields = ["function"]
     date_hierarchy = "bucket_start"
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: CallRollup | None = None) -> bool:
-        return False
-
 
 @admin.register(DroppedRecords)
-class DroppedRecordsAdmin(admin.ModelAdmin[DroppedRecords]):
+class DroppedRecordsAdmin(ReadOnlyAdmin[DroppedRecords]):
     list_display = ["at", "count", "process", "reason"]
     date_hierarchy = "at"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -56,6 +57,19 @@ class ExtractForm(forms.Form):
 
 # -- invalidation & schemas ----------------------------------------------------------
 
+# Ids are BigAutoField: a larger number overflows SQLite's driver instead of matching nothing.
+MAX_ID = 2**63 - 1
+# ASCII only: str.isdigit() accepts "²" (which int() refuses) and "٣" (which int() reads as 3).
+_ID = re.compile(r"[0-9]+")
+
+
+def parse_id(text: str) -> int | None:
+    """`text` as a database id, or None when it cannot be one."""
+    if not _ID.fullmatch(text):
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_ID else None
+
 
 class InvalidateForm(forms.Form):
     """What to invalidate: an action and its target, from the query string or a POST."""
@@ -96,15 +110,16 @@ class InvalidateForm(forms.Form):
             self.add_error("target", f"Name {self.TARGET_HELP[action]} to invalidate.")
             return cleaned
         if action in (Invalidation.Action.ENTRY, Invalidation.Action.SCHEMA_VERSION):
-            if not target.isdigit():
+            pk = parse_id(target)
+            if pk is None:
                 self.add_error("target", f"{target!r} is not {self.TARGET_HELP[action]}.")
                 return cleaned
             model = Entry if action == Invalidation.Action.ENTRY else SchemaVersion
-            if not model.objects.filter(pk=int(target)).exists():
+            if not model.objects.filter(pk=pk).exists():
                 noun = "entry" if action == Invalidation.Action.ENTRY else "schema version"
-                self.add_error("target", f"There is no {noun} #{target}.")
+                self.add_error("target", f"There is no {noun} #{pk}.")
                 return cleaned
-            cleaned["target"] = str(int(target))
+            cleaned["target"] = str(pk)
         return cleaned
 
     def scope(self) -> InvalidationScope:
@@ -117,16 +132,20 @@ class SchemaCompareForm(forms.Form):
     name = forms.CharField(required=False, max_length=255)
     a = forms.IntegerField(
         min_value=1,
+        max_value=MAX_ID,
         error_messages={
             "required": "Choose a version to compare from.",
             "invalid": "Version ids are whole numbers.",
+            "max_value": "Version ids are whole numbers up to %(limit_value)s.",
         },
     )
     b = forms.IntegerField(
         min_value=1,
+        max_value=MAX_ID,
         error_messages={
             "required": "Choose a version to compare with.",
             "invalid": "Version ids are whole numbers.",
+            "max_value": "Version ids are whole numbers up to %(limit_value)s.",
         },
     )
 

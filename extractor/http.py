@@ -15,6 +15,13 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
+def wants_fragment(request: HtmxHttpRequest) -> bool:
+    """Whether htmx asked for a fragment: not a boosted link nor a history restore, which
+    both put the answer into <body> and so need the whole page."""
+    htmx = request.htmx
+    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
+
+
 def render_page_or_fragment(
     request: HtmxHttpRequest,
     template: str,
@@ -26,11 +33,10 @@ def render_page_or_fragment(
 
     A boosted request (a plain link htmx follows) and a history restore (htmx
     refetching a page missing from its cache) want the whole page. The same URL
-    answers both ways, so caches must key on HX-Request.
+    answers both ways, so caches must key on HX-Request. A view whose fragment needs
+    less context may ask `wants_fragment` first and pass only that.
     """
-    htmx = request.htmx
-    wants_fragment = bool(htmx) and not htmx.boosted and not htmx.history_restore_request
-    name = f"{template}#{fragment}" if wants_fragment else template
+    name = f"{template}#{fragment}" if wants_fragment(request) else template
     response = render(request, name, context, status=status)
     patch_vary_headers(response, ["HX-Request"])
     return response

@@ -258,6 +258,8 @@ class Replay(models.Model):
     llm_model = models.CharField(max_length=100, blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
+    # Kept so that accepting the replay stores the same usage the entry would have.
+    cached_prompt_tokens = models.PositiveIntegerField(default=0)
     latency_ms = models.FloatField(default=0)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL

@@ -4,14 +4,22 @@ Two phases, so a failure halfway is never silent: first every matching live
 row is marked INVALIDATING in one UPDATE (the Invalidation row records who,
 when and what); then keys are deleted from the backend chunk by chunk, each
 chunk's rows turning INVALIDATED once its delete returned. If the backend
-fails, the rest stay INVALIDATING and the invalidation is FAILED; a retry
+fails, or a function's backend cannot be known (its code cannot be imported
+here), the rest stay INVALIDATING and the invalidation is FAILED; a retry
 finishes exactly those rows.
+
+The backend says how many of the keys it held. Fewer is not a failure: a value
+expires, is evicted, or went in an earlier attempt whose rows were not yet
+marked, and gone is what was asked. It is logged with the function, since
+a shortfall on values that had not expired can also mean this process reaches
+another backend than the callers do (a setting that differs between them).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -21,7 +29,6 @@ from django.utils import timezone
 from extractor import recording
 from extractor.caching import registry
 from extractor.caching.backends import CacheBackend
-from extractor.caching.defaults import default_backend
 from extractor.caching.events import describe_error
 from extractor.models import Entry, Invalidation
 from extractor.selectors.counting import Tally, count_or_estimate
@@ -37,6 +44,10 @@ Progress = Callable[[int, int], None]  # (removed so far, matched)
 # A RUNNING invalidation this old was cut off (its process died or its request was
 # killed): its marked rows may be finished like a failed one's.
 STALLED_AFTER = timedelta(minutes=15)
+
+
+class BackendUnknown(Exception):
+    """A function's values cannot be reached: which backend holds them is unknown here."""
 
 
 def invalidation_count(scope: InvalidationScope) -> int:
@@ -126,23 +137,74 @@ def _delete_chunks(invalidation: Invalidation) -> Iterator[list[int]]:
         chunk = list(
             marked.filter(pk__gt=last_id)
             .order_by("pk")
-            .values_list("pk", "key", "function")[:CHUNK]
+            .values_list("pk", "key", "function", "expires_at")[:CHUNK]
         )
         if not chunk:
             return
-        by_backend: dict[int, tuple[CacheBackend, list[str]]] = {}
-        for _pk, key, function in chunk:
+        now = timezone.now()
+        by_backend: dict[int, _Deletion] = {}
+        for _pk, key, function, expires_at in chunk:
             if function not in backends:
                 backends[function] = backend_for(function)
             backend = backends[function]
-            by_backend.setdefault(id(backend), (backend, []))[1].append(key)
-        for backend, keys in by_backend.values():
-            backend.delete_many(keys)
-        yield [pk for pk, _key, _function in chunk]
+            deletion = by_backend.setdefault(id(backend), _Deletion(backend))
+            deletion.keys.append(key)
+            deletion.functions.add(function)
+            deletion.expired += expires_at is not None and expires_at <= now
+        for deletion in by_backend.values():
+            found = deletion.backend.delete_many(deletion.keys)
+            _check_count(invalidation, deletion, found)
+        yield [pk for pk, _key, _function, _expires in chunk]
         last_id = chunk[-1][0]
 
 
+@dataclass
+class _Deletion:
+    """One backend's share of a chunk: its keys, whose they are, how many had expired."""
+
+    backend: CacheBackend
+    keys: list[str] = field(default_factory=list)
+    functions: set[str] = field(default_factory=set)
+    expired: int = 0
+
+
+def _check_count(invalidation: Invalidation, deletion: _Deletion, found: int) -> None:
+    expected = len(deletion.keys)
+    if found == expected:
+        return
+    functions = ", ".join(sorted(deletion.functions))
+    if found > expected:
+        # Keys are unique per live row: more deleted than asked means the backend
+        # counts something else, and its counts cannot be trusted.
+        logger.error(
+            "invalidation %s: the backend of %s reported %d keys deleted for %d asked",
+            invalidation.pk,
+            functions,
+            found,
+            expected,
+        )
+        return
+    logger.warning(
+        "invalidation %s: %d of %d keys were not in the backend of %s (%d of them past "
+        "their expiry); if values that had not expired are missing, check this process "
+        "uses the same cache settings as the callers",
+        invalidation.pk,
+        expected - found,
+        expected,
+        functions,
+        min(deletion.expired, expected - found),
+    )
+
+
 def backend_for(function: str) -> CacheBackend:
-    """The backend a function's values live in: its own, or the process default."""
-    cached = registry.find(function)
-    return cached.backend() if cached is not None else default_backend()
+    """The backend a function's values live in. Never a guess: a function that cannot
+    be found here may keep its values in a backend of its own, and deleting from the
+    default one would mark rows invalidated while their values stay cached."""
+    cached, why = registry.locate(function)
+    if cached is None:
+        raise BackendUnknown(
+            f"cannot tell which backend holds the values of {function} ({why}), so none "
+            "were deleted; make it importable where this runs (deploy the code that "
+            "defines it), or retry from a process where it is"
+        )
+    return cached.backend()

@@ -16,7 +16,7 @@ from django.utils import timezone
 from extractor import recording
 from extractor.caching import registry
 from extractor.caching.decorator import CachedFunction
-from extractor.caching.envelope import Usage
+from extractor.caching.usage import Usage, completion_info
 from extractor.llm import describe_provider_error
 from extractor.models import Entry, Replay
 from extractor.recording.writer import store_entry
@@ -99,14 +99,15 @@ def entry_replay(*, entry: Entry, by: User | None) -> Replay:
         raise ReplayImpossible(describe_provider_error(exc)) from exc
     latency_ms = (perf_counter() - started) * 1000
     recording.flush()
-    raw = getattr(result, "_raw_response", None)
-    usage = getattr(raw, "usage", None)
+    # The library reads every provider's usage (Anthropic names and counts it otherwise).
+    info = completion_info(getattr(result, "_raw_response", None))
     return Replay.objects.create(
         entry=entry,
         output=result.model_dump(mode="json"),
-        llm_model=str(getattr(raw, "model", "") or ""),
-        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+        llm_model=info.model,
+        prompt_tokens=info.usage.prompt_tokens,
+        completion_tokens=info.usage.completion_tokens,
+        cached_prompt_tokens=info.usage.cached_prompt_tokens,
         latency_ms=latency_ms,
         requested_by=by,
     )
@@ -138,7 +139,11 @@ def replay_accept(*, replay: Replay, by: User | None) -> Entry:
         output=output,
         llm_provider=entry.llm_provider,
         llm_model=replay.llm_model or entry.llm_model,
-        usage=Usage(prompt_tokens=replay.prompt_tokens, completion_tokens=replay.completion_tokens),
+        usage=Usage(
+            prompt_tokens=replay.prompt_tokens,
+            completion_tokens=replay.completion_tokens,
+            cached_prompt_tokens=replay.cached_prompt_tokens,
+        ),
         latency_ms=replay.latency_ms,
         created_at=time(),
     )

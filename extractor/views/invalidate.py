@@ -15,7 +15,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from extractor.auth import staff_required
 from extractor.forms import InvalidateForm
-from extractor.http import HtmxHttpRequest
+from extractor.http import HtmxHttpRequest, render_page_or_fragment
 from extractor.models import Entry, Invalidation, SchemaVersion
 from extractor.services.invalidation import invalidation_retry as retry_invalidation
 from extractor.services.invalidation import (
@@ -74,10 +74,12 @@ def invalidate(request: HtmxHttpRequest) -> HttpResponse:
 def invalidation_list(request: HtmxHttpRequest) -> HttpResponse:
     invalidations = Invalidation.objects.select_related("requested_by")
     page = Paginator(invalidations, PAGE_SIZE).get_page(request.GET.get("page"))
-    template = "extractor/invalidation_list.html"
-    if request.htmx:
-        template += "#rows"
-    return render(request, template, {"page": page, "rows": with_target_labels(page)})
+    return render_page_or_fragment(
+        request,
+        "extractor/invalidation_list.html",
+        "rows",
+        {"page": page, "rows": with_target_labels(page)},
+    )
 
 
 @require_GET

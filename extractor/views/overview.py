@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
-from django.shortcuts import render
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from extractor.auth import staff_required
 from extractor.forms import OverviewWindowForm
-from extractor.http import HtmxHttpRequest
+from extractor.http import HtmxHttpRequest, render_page_or_fragment
 from extractor.selectors.stats import overview as select_overview
 
 
@@ -17,18 +15,13 @@ from extractor.selectors.stats import overview as select_overview
 @staff_required
 def overview(request: HtmxHttpRequest) -> HttpResponse:
     form = OverviewWindowForm(request.GET)
-    template = "extractor/overview.html"
-    htmx = request.htmx
-    if htmx and not htmx.history_restore_request:
-        template += "#body"
-    response = render(
+    return render_page_or_fragment(
         request,
-        template,
+        "extractor/overview.html",
+        "body",
         {
             "overview": select_overview(days=form.days_back()),
             "window": form.window(),
             "windows": OverviewWindowForm.CHOICES,
         },
     )
-    patch_vary_headers(response, ["HX-Request"])
-    return response

@@ -6,12 +6,11 @@ import re
 from dataclasses import dataclass, field
 
 from django.http import HttpResponse
-from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from extractor.auth import staff_required
 from extractor.forms import SchemaCompareForm
-from extractor.http import HtmxHttpRequest
+from extractor.http import HtmxHttpRequest, render_page_or_fragment, wants_fragment
 from extractor.models import SchemaVersion
 from extractor.schemas import registered_schemas
 from extractor.selectors.diff import SchemaChange, schema_diff
@@ -61,10 +60,11 @@ def schema_list(request: HtmxHttpRequest) -> HttpResponse:
     comparison = None
     if any(param in request.GET for param in COMPARE_PARAMS):
         comparison = compare(SchemaCompareForm(request.GET))
-    htmx = bool(request.htmx)
-    if htmx:
-        # The compare form swaps only its own diff region.
-        return render(request, "extractor/schemas.html#diff", {"comparison": comparison})
+    if wants_fragment(request):
+        # The compare form swaps only its own diff region, which needs no cards.
+        return render_page_or_fragment(
+            request, "extractor/schemas.html", "diff", {"comparison": comparison}
+        )
     cards = schema_cards(comparison)
     context = {
         "cards": cards,
@@ -75,7 +75,7 @@ def schema_list(request: HtmxHttpRequest) -> HttpResponse:
         else None,
     }
     status = 400 if comparison and comparison.errors else 200
-    return render(request, "extractor/schemas.html", context, status=status)
+    return render_page_or_fragment(request, "extractor/schemas.html", "diff", context, status)
 
 
 def compare(form: SchemaCompareForm) -> Comparison:

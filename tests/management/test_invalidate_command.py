@@ -29,7 +29,7 @@ def entries() -> list[Entry]:
     rows = EntryFactory.create_batch(3, function=FUNCTION)
     for row in rows:
         default_backend().set(row.key, '{"a": "value"}')
-    EntryFactory(function="tests.other:extract")
+    EntryFactory(function="extractor.extraction:extract_Character")  # another function
     return rows
 
 

@@ -109,3 +109,45 @@ def test_a_retry_finishes_only_its_own_marked_rows(settings, redis_servers):
     assert set(failed.entries.values_list("status", flat=True)) == {Entry.Status.INVALIDATED}
     still_live = Entry.objects.filter(status=Entry.Status.LIVE)
     assert set(still_live.values_list("pk", flat=True)) == {entry.pk for entry in live}
+
+
+GONE = "tests.no_such_module:extract"
+
+
+def test_a_function_that_cannot_be_imported_fails_the_run_instead_of_guessing_a_backend():
+    # Its values sit in the default backend: a guess would find and delete them here,
+    # but in production its own backend may be another Redis, and the guess would mark
+    # rows invalidated while their values stay cached.
+    entries = EntryFactory.create_batch(2, function=GONE)
+    for entry in entries:
+        default_backend().set(entry.key, '{"a": "value"}')
+
+    invalidation = service.invalidation_run(
+        scope=InvalidationScope(Invalidation.Action.FUNCTION, GONE), by=None
+    )
+
+    invalidation.refresh_from_db()
+    assert invalidation.status == Invalidation.Status.FAILED
+    assert GONE in invalidation.error
+    assert "make it importable" in invalidation.error
+    assert service.invalidation_retryable(invalidation)
+    assert statuses_of(invalidation) == ["invalidating"] * 2
+    assert invalidation.removed == 0
+    assert all(default_backend().get(entry.key) is not None for entry in entries)
+
+
+def test_keys_the_backend_no_longer_held_are_logged(caplog):
+    entries = cached_entries(3)
+    default_backend().delete(entries[0].key)  # expired or evicted before the run
+
+    with caplog.at_level("WARNING", logger="extractor.invalidation"):
+        invalidation = service.invalidation_run(
+            scope=InvalidationScope(Invalidation.Action.FUNCTION, FUNCTION), by=None
+        )
+
+    # Gone is what was asked: the rows are finished, and the shortfall is said.
+    assert (invalidation.status, invalidation.removed) == ("done", 3)
+    assert statuses_of(invalidation) == ["invalidated"] * 3
+    [record] = [r for r in caplog.records if "not in the backend" in r.getMessage()]
+    assert "1 of 3 keys" in record.getMessage()
+    assert FUNCTION in record.getMessage()
