@@ -50,7 +50,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "extractor.views.errors.MethodNotAllowedPageMiddleware",
 ]
+CSRF_FAILURE_VIEW = "extractor.views.errors.csrf_failure"
 
 ROOT_URLCONF = "cachesite.urls"
 WSGI_APPLICATION = "cachesite.wsgi.application"

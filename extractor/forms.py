@@ -75,9 +75,9 @@ class InvalidateForm(forms.Form):
     """What to invalidate: an action and its target, from the query string or a POST."""
 
     TARGET_HELP = {
-        "entry": "an entry id",
-        "schema_version": "a schema version id",
-        "function": 'a function name ("module:qualname")',
+        "entry": "an entry id or key",
+        "schema_version": 'a schema version ("UserDetail v2" or its id)',
+        "function": 'a function name ("extract_UserDetail" or "module:qualname")',
         "model": "an LLM model name",
     }
 
@@ -93,7 +93,8 @@ class InvalidateForm(forms.Form):
         required=False,
         max_length=255,
         strip=True,
-        help_text="An entry id, a schema version id, a function name or a model name. "
+        help_text="An entry id or key (at least 8 characters of it), a schema version "
+        '("UserDetail v2" or its id), a function name or a model name. '
         "Leave empty for every stale entry.",
     )
 
@@ -109,21 +110,115 @@ class InvalidateForm(forms.Form):
         if not target:
             self.add_error("target", f"Name {self.TARGET_HELP[action]} to invalidate.")
             return cleaned
-        if action in (Invalidation.Action.ENTRY, Invalidation.Action.SCHEMA_VERSION):
-            pk = parse_id(target)
-            if pk is None:
-                self.add_error("target", f"{target!r} is not {self.TARGET_HELP[action]}.")
-                return cleaned
-            model = Entry if action == Invalidation.Action.ENTRY else SchemaVersion
-            if not model.objects.filter(pk=pk).exists():
-                noun = "entry" if action == Invalidation.Action.ENTRY else "schema version"
-                self.add_error("target", f"There is no {noun} #{pk}.")
-                return cleaned
-            cleaned["target"] = str(pk)
+        resolve = _RESOLVERS.get(action)
+        if resolve is not None:
+            try:
+                cleaned["target"] = resolve(target)
+            except forms.ValidationError as error:
+                self.add_error("target", error)
         return cleaned
 
     def scope(self) -> InvalidationScope:
         return InvalidationScope(self.cleaned_data["action"], self.cleaned_data["target"])
+
+
+# The names the pages show, read back into what an InvalidationScope holds.
+
+# The pages show a key's first 12 characters; 8 hex digits tell ~4 billion keys apart.
+_KEY_PREFIX = re.compile(r"[0-9a-f]{8,64}")
+_VERSION_LABEL = re.compile(r"(?:(?P<name>.+?)\s+)?v(?P<number>[0-9]{1,9})", re.IGNORECASE)
+
+
+def _short_name(name: str) -> str:
+    return name.replace(":", ".").rsplit(".", 1)[-1]
+
+
+def resolve_entry(target: str) -> str:
+    """An entry id, or a key prefix naming one key: its live entry, else its newest."""
+    pk = parse_id(target)
+    if pk is not None and Entry.objects.filter(pk=pk).exists():
+        return str(pk)
+    prefix = target.lower()
+    if not _KEY_PREFIX.fullmatch(prefix):
+        if pk is not None:
+            raise forms.ValidationError(f"There is no entry #{pk}.")
+        raise forms.ValidationError(
+            f"{target!r} is not an entry id or key (at least 8 of the key's hex characters)."
+        )
+    # A range rather than LIKE: keys are lowercase hex, so every key with the prefix
+    # sorts in [prefix, prefix + "g"), which both databases read from the key index.
+    in_range = Entry.objects.filter(key__gte=prefix, key__lt=prefix + "g")
+    keys = list(in_range.order_by("key").values_list("key", flat=True).distinct()[:2])
+    if not keys:
+        if pk is not None:
+            raise forms.ValidationError(f"There is no entry #{pk} and no key starting {prefix}.")
+        raise forms.ValidationError(
+            f"{target!r} is not an entry id, and no entry's key starts with it."
+        )
+    if len(keys) > 1:
+        raise forms.ValidationError(
+            f"{prefix} starts more than one key ({keys[0][:16]}…, {keys[1][:16]}…): "
+            "give more of the key."
+        )
+    of_key = Entry.objects.filter(key=keys[0])
+    entry = (
+        of_key.filter(status=Entry.Status.LIVE).first() or of_key.order_by("-created_at").first()
+    )
+    assert entry is not None
+    return str(entry.pk)
+
+
+def resolve_schema_version(target: str) -> str:
+    """A schema version id, or its label as the pages show it: "UserDetail v2" (the
+    short or full schema name, any case), or "v2" when one schema has a version 2."""
+    pk = parse_id(target)
+    if pk is not None:
+        if not SchemaVersion.objects.filter(pk=pk).exists():
+            raise forms.ValidationError(f"There is no schema version #{pk}.")
+        return str(pk)
+    label = _VERSION_LABEL.fullmatch(target)
+    if label is None:
+        raise forms.ValidationError(
+            f'{target!r} is not a schema version: name one as "UserDetail v2" or by its id.'
+        )
+    name = label["name"] or ""
+    versions = SchemaVersion.objects.filter(number=int(label["number"]))
+    candidates = [
+        version
+        for version in versions.order_by("name")
+        if not name or name.lower() in (version.name.lower(), _short_name(version.name).lower())
+    ]
+    if not candidates:
+        raise forms.ValidationError(f"There is no schema version {target!r}.")
+    if len(candidates) > 1:
+        listed = ", ".join(f"{version} ({version.name}, #{version.pk})" for version in candidates)
+        raise forms.ValidationError(
+            f"{target!r} names more than one schema version: {listed}. Give its id."
+        )
+    return str(candidates[0].pk)
+
+
+def resolve_function(target: str) -> str:
+    """A function's full name, or its short name when no other function shares it.
+    A name no function row has is kept: entries may outlive their function's row."""
+    from extractor.models import CachedFunction
+
+    names = list(CachedFunction.objects.values_list("name", flat=True))
+    if target in names:
+        return target
+    candidates = sorted(name for name in names if _short_name(name) == target)
+    if len(candidates) > 1:
+        raise forms.ValidationError(
+            f"{target!r} names more than one function: {', '.join(candidates)}. Give the full name."
+        )
+    return candidates[0] if candidates else target
+
+
+_RESOLVERS = {
+    Invalidation.Action.ENTRY: resolve_entry,
+    Invalidation.Action.SCHEMA_VERSION: resolve_schema_version,
+    Invalidation.Action.FUNCTION: resolve_function,
+}
 
 
 class SchemaCompareForm(forms.Form):

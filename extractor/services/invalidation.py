@@ -32,7 +32,13 @@ from extractor.caching.backends import CacheBackend
 from extractor.caching.events import describe_error
 from extractor.models import Entry, Invalidation
 from extractor.selectors.counting import Tally, count_or_estimate
-from extractor.selectors.entries import InvalidationScope, entries_in_scope
+from extractor.selectors.entries import (
+    EntryState,
+    InvalidationScope,
+    current_code,
+    entries_in_scope,
+    entries_in_state,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -62,6 +68,29 @@ def invalidation_tally(scope: InvalidationScope) -> Tally:
     invalidation records the exact number it marks."""
     recording.flush()
     return count_or_estimate(entries_in_scope(scope))
+
+
+@dataclass(frozen=True)
+class ScopeSplit:
+    """The entries of a scope as the Entries page names them: an invalidation
+    drops every value still cached, but only the live ones are served to callers."""
+
+    live: Tally
+    stale: Tally
+    expired: int | None  # the rest, neither live nor stale; None unless all counts are exact
+
+
+def invalidation_split(scope: InvalidationScope, total: Tally) -> ScopeSplit:
+    """Live (not stale, not expired) and stale entries of `scope` out of `total`
+    (invalidation_tally's, which flushed the recorder), each counted through the
+    scope's index with the per-function stale condition."""
+    entries = entries_in_scope(scope)
+    current = current_code()
+    live = count_or_estimate(entries_in_state(entries, EntryState.LIVE, current))
+    stale = count_or_estimate(entries_in_state(entries, EntryState.STALE, current))
+    exact = total.exact and live.exact and stale.exact
+    expired = total.value - live.value - stale.value if exact else None
+    return ScopeSplit(live=live, stale=stale, expired=expired)
 
 
 def invalidation_run(

@@ -17,10 +17,12 @@ from extractor.auth import staff_required
 from extractor.forms import InvalidateForm
 from extractor.http import HtmxHttpRequest, render_page_or_fragment
 from extractor.models import Entry, Invalidation, SchemaVersion
+from extractor.selectors.invalidation_targets import invalidation_choosers
 from extractor.services.invalidation import invalidation_retry as retry_invalidation
 from extractor.services.invalidation import (
     invalidation_retryable,
     invalidation_run,
+    invalidation_split,
     invalidation_tally,
 )
 
@@ -37,15 +39,19 @@ class InvalidationRow:
 @require_http_methods(["GET", "POST"])
 @staff_required
 def invalidate(request: HtmxHttpRequest) -> HttpResponse:
-    """GET: say how many live entries an action would touch (changes nothing). POST: do it."""
+    """GET: say how many entries (live, stale) an action would touch; changes nothing.
+    POST: do it."""
     data = request.POST if request.method == "POST" else request.GET
     if request.method == "GET" and "action" not in data and "target" not in data:
-        # No scope asked for yet: offer the chooser, not an error.
-        form = InvalidateForm()
-        return render(request, "extractor/invalidate_confirm.html", {"form": form})
+        # No scope asked for yet: offer the choosers, not an error.
+        return render(
+            request, "extractor/invalidate_confirm.html", chooser_context(InvalidateForm())
+        )
     form = InvalidateForm(data)
     if not form.is_valid():
-        return render(request, "extractor/invalidate_confirm.html", {"form": form}, status=400)
+        return render(
+            request, "extractor/invalidate_confirm.html", chooser_context(form), status=400
+        )
     scope = form.scope()
     if request.method == "POST":
         invalidation = invalidation_run(scope=scope, by=request.user)  # type: ignore[arg-type]
@@ -60,11 +66,13 @@ def invalidate(request: HtmxHttpRequest) -> HttpResponse:
         url = reverse("extractor:invalidation", args=[invalidation.pk])
         # An htmx POST (the button showing progress) is sent on by the browser itself.
         return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    count = invalidation_tally(scope)
     context = {
         "form": form,
         "scope": scope,
         "description": scope.describe(),
-        "count": invalidation_tally(scope),
+        "count": count,
+        "split": invalidation_split(scope, count),
     }
     return render(request, "extractor/invalidate_confirm.html", context)
 
@@ -135,6 +143,12 @@ def with_target_labels(invalidations: Iterable[Invalidation]) -> list[Invalidati
             label, url = f"entry #{label}", reverse("extractor:entry", args=[int(label)])
         rows.append(InvalidationRow(invalidation, label, url))
     return rows
+
+
+def chooser_context(form: InvalidateForm) -> dict[str, object]:
+    # Lists of what exists to pick from; the free-text form stays for an entry's id or
+    # key and for the query-string links the other pages make.
+    return {"form": form, "choosers": invalidation_choosers()}
 
 
 def pluralize_entries(count: int) -> str:
