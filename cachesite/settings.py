@@ -69,6 +69,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "extractor.context_processors.cache_health",
+                "extractor.context_processors.display_names",
             ],
         },
     },

@@ -8,14 +8,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-View = TypeVar("View", bound=Callable[..., HttpResponse])
+# HttpResponseBase: a streamed export is a view's answer as much as a page is.
+View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 
 
 def acting_user(request: HttpRequest) -> User | None:
@@ -42,7 +43,7 @@ def staff_required(view: View) -> View:
     """Anonymous: send to the login page. Logged in but not staff: 403."""
 
     @functools.wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not request.user.is_authenticated:
             return to_login(request)
         if not request.user.is_staff:

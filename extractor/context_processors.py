@@ -6,9 +6,11 @@ import logging
 from time import monotonic
 
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
 from extractor.caching.backends import CacheBackend
 from extractor.caching.defaults import default_backend
+from extractor.selectors.display_names import display_names as select_display_names
 
 logger = logging.getLogger("extractor")
 
@@ -46,3 +48,9 @@ def default_cache_problem() -> str | None:
         problem = None
     _last = (backend, now + _FRESH_FOR, problem)
     return problem
+
+
+def display_names(request: HttpRequest) -> dict[str, object]:
+    """`display_names`: one unique name per function and schema for the whole page,
+    read from the database only if the page names one."""
+    return {"display_names": SimpleLazyObject(select_display_names)}

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.http import QueryDict
 from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
 
 from extractor.models import Entry, Invalidation, SchemaVersion
 from extractor.schemas import registered_schemas
+from extractor.selectors.display_names import DisplayNames, short_name, unique_names
 from extractor.selectors.entries import (
     SORTS,
     EntryFilters,
@@ -18,6 +24,7 @@ from extractor.selectors.entries import (
     InvalidationScope,
     entry_function_names,
     entry_model_names,
+    selection_query,
 )
 
 
@@ -29,6 +36,12 @@ class ExtractForm(forms.Form):
     )
     schema = forms.ChoiceField(help_text="The response model to extract.")
     model = forms.ChoiceField(label="LLM model")
+    refresh = forms.BooleanField(
+        required=False,
+        label="Refresh: skip the cache and call the LLM",
+        help_text="Recorded as a bypass. The fresh answer is shown, not stored: "
+        "the cached value stays as it is (replay an entry to replace it).",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -36,7 +49,8 @@ class ExtractForm(forms.Form):
         self._choose("model", [(name, name) for name in settings.EXTRACTOR_MODELS])
         self.fields["model"].initial = settings.EXTRACTOR_DEFAULT_MODEL
         limit = settings.EXTRACTOR_MAX_TEXT_BYTES
-        self.fields["text"].help_text = f"Up to {filesizeformat(limit)}."
+        # extract-shortcuts.js makes the shortcut work.
+        self.fields["text"].help_text = f"Up to {filesizeformat(limit)}. Ctrl+Enter to run."
 
     def _choose(self, name: str, choices: list[tuple[str, str]]) -> None:
         field = self.fields[name]
@@ -79,6 +93,7 @@ class InvalidateForm(forms.Form):
         "schema_version": 'a schema version ("UserDetail v2" or its id)',
         "function": 'a function name ("extract_UserDetail" or "module:qualname")',
         "model": "an LLM model name",
+        "selection": "the Entries page's filters",
     }
 
     action = forms.ChoiceField(
@@ -86,12 +101,12 @@ class InvalidateForm(forms.Form):
         error_messages={
             "required": "Choose what to invalidate.",
             "invalid_choice": "Unknown action %(value)s: choose one entry, a schema version, "
-            "a function, an LLM model or every stale entry.",
+            "a function, an LLM model, every stale entry or a filtered selection.",
         },
     )
     target = forms.CharField(
         required=False,
-        max_length=255,
+        max_length=Invalidation._meta.get_field("target").max_length,
         strip=True,
         help_text="An entry id or key (at least 8 characters of it), a schema version "
         '("UserDetail v2" or its id), a function name or a model name. '
@@ -126,11 +141,11 @@ class InvalidateForm(forms.Form):
 
 # The pages show a key's first 12 characters; 8 hex digits tell ~4 billion keys apart.
 _KEY_PREFIX = re.compile(r"[0-9a-f]{8,64}")
-_VERSION_LABEL = re.compile(r"(?:(?P<name>.+?)\s+)?v(?P<number>[0-9]{1,9})", re.IGNORECASE)
-
-
-def _short_name(name: str) -> str:
-    return name.replace(":", ".").rsplit(".", 1)[-1]
+# "UserDetail v2", "v2", or as a page shows it where two schemas share a name:
+# "UserDetail v2 (myapp.schemas)".
+_VERSION_LABEL = re.compile(
+    r"(?:(?P<name>.+?)\s+)?v(?P<number>[0-9]{1,9})(?:\s+\((?P<where>[^()]+)\))?", re.IGNORECASE
+)
 
 
 def resolve_entry(target: str) -> str:
@@ -182,11 +197,13 @@ def resolve_schema_version(target: str) -> str:
             f'{target!r} is not a schema version: name one as "UserDetail v2" or by its id.'
         )
     name = label["name"] or ""
+    if label["where"]:
+        name = f"{label['where']}.{name}"
     versions = SchemaVersion.objects.filter(number=int(label["number"]))
     candidates = [
         version
         for version in versions.order_by("name")
-        if not name or name.lower() in (version.name.lower(), _short_name(version.name).lower())
+        if not name or name.lower() in (version.name.lower(), short_name(version.name).lower())
     ]
     if not candidates:
         raise forms.ValidationError(f"There is no schema version {target!r}.")
@@ -206,7 +223,11 @@ def resolve_function(target: str) -> str:
     names = list(CachedFunction.objects.values_list("name", flat=True))
     if target in names:
         return target
-    candidates = sorted(name for name in names if _short_name(name) == target)
+    # As a page shows it where two functions share a short name: "extract (app.tasks)".
+    shown = {display: name for name, display in unique_names(names).items()}
+    if target in shown:
+        return shown[target]
+    candidates = sorted(name for name in names if short_name(name) == target)
     if len(candidates) > 1:
         raise forms.ValidationError(
             f"{target!r} names more than one function: {', '.join(candidates)}. Give the full name."
@@ -214,7 +235,17 @@ def resolve_function(target: str) -> str:
     return candidates[0] if candidates else target
 
 
+def resolve_selection(target: str) -> str:
+    """The Entries page's query string, checked by its own form, as a canonical one."""
+    form = EntryFilterForm(QueryDict(target))
+    if not form.is_valid():
+        problems = "; ".join(str(error) for errors in form.errors.values() for error in errors)
+        raise forms.ValidationError(f"The Entries filters cannot be read: {problems}")
+    return selection_query(form.filters())
+
+
 _RESOLVERS = {
+    Invalidation.Action.SELECTION: resolve_selection,
     Invalidation.Action.ENTRY: resolve_entry,
     Invalidation.Action.SCHEMA_VERSION: resolve_schema_version,
     Invalidation.Action.FUNCTION: resolve_function,
@@ -300,15 +331,17 @@ class EntryFilterForm(forms.Form):
         functions = sorted(
             set(CachedFunction.objects.values_list("name", flat=True)) | set(entry_function_names())
         )
-        self._choose(
-            "function",
-            "All functions",
-            [(name, name.replace(":", ".").rsplit(".", 1)[-1]) for name in functions],
-        )
+        self._choose("function", "All functions", _named(functions, unique_names(functions)))
         versions = list(SchemaVersion.objects.order_by("name", "number"))
-        names = dict.fromkeys(version.name for version in versions)
-        self._choose("schema", "All schemas", [(name, name.rsplit(".", 1)[-1]) for name in names])
-        self._choose("schema_version", "All versions", [(str(v.pk), str(v)) for v in versions])
+        names = DisplayNames(functions={}, schemas=unique_names(v.name for v in versions))
+        self._choose(
+            "schema", "All schemas", _named(dict.fromkeys(v.name for v in versions), names.schemas)
+        )
+        self._choose(
+            "schema_version",
+            "All versions",
+            [(str(v.pk), names.schema_version(v)) for v in versions],
+        )
         models = entry_model_names()
         self._choose("model", "All models", [(model, model) for model in models])
         self._choose("state", None, EntryState.CHOICES)
@@ -349,6 +382,11 @@ def _datetime_local_field(label: str, help_text: str) -> forms.DateTimeField:
     )
 
 
+def _named(values: Iterable[str], shown: dict[str, str]) -> list[tuple[str, str]]:
+    """Choices that show each value by its unique display name, sorted by it."""
+    return sorted(((value, shown[value]) for value in values), key=lambda choice: choice[1].lower())
+
+
 class CallFilterForm(forms.Form):
     """The call log's filters, read from the query string. Every field is optional; a
     value that does not validate is reported and that filter is left out."""
@@ -371,8 +409,10 @@ class CallFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         choices: dict[str, list[tuple[str, str]]] = {
             "outcome": [("", "Any outcome"), *Call.Outcome.choices],
-            "function": [("", "All functions")]
-            + [(name, name.replace(":", ".").rsplit(".", 1)[-1]) for name in functions or []],
+            "function": [
+                ("", "All functions"),
+                *_named(functions or [], unique_names(functions or [])),
+            ],
             "model": [("", "All models")] + [(name, name) for name in models or []],
         }
         for name, field_choices in choices.items():
@@ -417,3 +457,58 @@ class OverviewWindowForm(forms.Form):
 
     def days_back(self) -> int | None:
         return self.WINDOWS[self.window()]
+
+
+class OverviewRangeForm(forms.Form):
+    """?from=YYYY-MM-DD&to=YYYY-MM-DD: whole days in the site's time zone, `to` included.
+
+    Bound only when the query names either date; otherwise the window links apply.
+    """
+
+    MAX_DAYS = 3 * 365 + 1  # three years, a leap day included
+    EARLIEST = "2000-01-01"  # also keeps the day arithmetic clear of year 1
+
+    def __init__(self, query: Any = None, **kwargs: Any) -> None:
+        asked = query is not None and ("from" in query or "to" in query)
+        super().__init__(query if asked else None, **kwargs)
+        earliest = dt.date.fromisoformat(self.EARLIEST)
+        # "from" is a Python keyword, so the fields are added here rather than declared.
+        for name, label, missing in (
+            ("from", "From", "From: pick the first day of the range."),
+            ("to", "To", "To: pick the last day of the range."),
+        ):
+            self.fields[name] = forms.DateField(
+                label=label,
+                input_formats=["%Y-%m-%d"],
+                widget=forms.DateInput(
+                    format="%Y-%m-%d", attrs={"type": "date", "min": self.EARLIEST}
+                ),
+                error_messages={
+                    "required": missing,
+                    "invalid": f"{label}: enter a date as YYYY-MM-DD, e.g. 2025-03-20.",
+                },
+            )
+            self.fields[name].validators.append(
+                MinValueValidator(earliest, f"{label}: pick a day from {self.EARLIEST} on.")
+            )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        first, last = cleaned.get("from"), cleaned.get("to")
+        if first is None or last is None:
+            return cleaned
+        if first > last:
+            self.add_error("to", "To is before From: pick a last day on or after the first.")
+        elif first > timezone.localdate():
+            self.add_error("from", "From is after today: nothing has been counted yet.")
+        elif (last - first).days + 1 > self.MAX_DAYS:
+            self.add_error(
+                "to",
+                f"A range spans at most three years ({self.MAX_DAYS} days); "
+                "for more, pick All time.",
+            )
+        return cleaned
+
+    def dates(self) -> tuple[dt.date, dt.date]:
+        """The first and last day, datetime.dates (call after is_valid())."""
+        return self.cleaned_data["from"], self.cleaned_data["to"]

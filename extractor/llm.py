@@ -81,6 +81,12 @@ def describe_provider_error(exc: BaseException) -> str:
         return "The provider refused this request (403): the key may lack access to that model."
     if isinstance(exc, openai.NotFoundError):
         return "The provider does not know that model or endpoint (404)."
+    if isinstance(exc, (openai.BadRequestError, openai.UnprocessableEntityError)):
+        # The provider's own words say what to change (text too long, a parameter
+        # the model refuses...); it is shown, so it is redacted and kept short.
+        said = _provider_message(exc)
+        ending = f": {said}" if said else "."
+        return f"The provider refused the request as invalid ({exc.status_code}){ending}"
     if isinstance(exc, openai.RateLimitError):
         return "The provider is rate limiting this key (429). Wait a moment and try again."
     if isinstance(exc, openai.APITimeoutError):
@@ -90,3 +96,12 @@ def describe_provider_error(exc: BaseException) -> str:
     if isinstance(exc, openai.APIStatusError):
         return f"The provider answered with an error ({exc.status_code})."
     return redact(f"The extraction failed: {type(exc).__name__}: {exc}")
+
+
+def _provider_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, str) or not message.strip():
+        return ""
+    text = redact(" ".join(message.split()))
+    return text if len(text) <= 300 else text[:299] + "…"

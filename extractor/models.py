@@ -73,6 +73,8 @@ class Invalidation(models.Model):
         FUNCTION = "function", "Function"
         MODEL = "model", "LLM model"
         STALE = "stale", "Every stale entry"
+        # The Entries page's filters, kept as their query string ("function=...&state=stale").
+        SELECTION = "selection", "Filtered entries"
 
     class Status(models.TextChoices):
         RUNNING = "running", "Running"
@@ -80,7 +82,8 @@ class Invalidation(models.Model):
         FAILED = "failed", "Failed, retry to finish"
 
     action = models.CharField(max_length=20, choices=Action.choices)
-    target = models.CharField(max_length=255, blank=True)
+    # Long enough for a selection's query string (a 200-character search and the filters).
+    target = models.CharField(max_length=2000, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

@@ -37,9 +37,16 @@ class UnknownSchema(LookupError):
         self.name = name
 
 
+def dotted_path(model: type[BaseModel]) -> str:
+    """The name a schema's versions are stored under (SchemaVersion.name)."""
+    return f"{model.__module__}.{model.__qualname__}"
+
+
 @cache
 def registered_schemas() -> dict[str, type[BaseModel]]:
-    """Schemas by their short name, built-ins first."""
+    """Schemas by their short name, built-ins first. One from EXTRACTOR_SCHEMAS with a
+    built-in's name replaces it on the Extract page (its versions stay apart, under
+    its own dotted path, and the pages name it with its module)."""
     schemas = {model.__name__: model for model in BUILT_IN}
     for path in settings.EXTRACTOR_SCHEMAS:
         try:

@@ -7,3 +7,11 @@ class Invoice(BaseModel):
 
 
 NOT_A_MODEL = "just a string"
+
+
+class UserDetail(BaseModel):
+    """A team's own UserDetail, registered in place of the built-in one."""
+
+    name: str
+    age: int
+    email: str = ""

@@ -47,6 +47,7 @@ from extractor.caching.keys import KeyBuilder, schema_fingerprint
 from extractor.caching.naming import function_name, owner_class
 from extractor.caching.registry import register, registered
 from extractor.caching.singleflight import AsyncSingleFlight, SingleFlight
+from extractor.caching.usage import billed_usage
 
 logger = logging.getLogger("extractor.caching")
 
@@ -701,6 +702,7 @@ class CachedFunction:
                 False,
                 reason,
                 describe_error(exc),
+                usage=billed_usage(exc),
             )
         )
 

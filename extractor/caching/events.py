@@ -16,6 +16,7 @@ import orjson
 from pydantic import BaseModel
 
 from extractor.caching.envelope import Envelope
+from extractor.caching.usage import Usage
 
 
 class Outcome:
@@ -83,6 +84,16 @@ class CallEvent:
     miss_reason: str | None = None
     error: str | None = None
     ttl: float | None = None  # what a stored value was given
+    # The tokens a call that raised was billed (every failed attempt of a retry
+    # is a paid completion); a call that returned has them in its envelope.
+    usage: Usage | None = None
+
+    @property
+    def tokens(self) -> Usage:
+        """What the call cost the provider: its envelope's usage, or what an error billed."""
+        if self.envelope is not None:
+            return self.envelope.usage
+        return self.usage if self.usage is not None else Usage()
 
 
 # A hit is recorded as a bare tuple (function, key, started, latency): a hit

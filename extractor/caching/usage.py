@@ -48,7 +48,30 @@ def completion_info(completion: Any) -> CompletionInfo:
 
 
 def usage_of(raw: Any) -> Usage:
-    usage = getattr(raw, "usage", None)
+    return usage_from(getattr(raw, "usage", None))
+
+
+def billed_usage(exc: BaseException) -> Usage | None:
+    """What the provider billed for a call that raised, where the error says.
+
+    Instructor's InstructorRetryException carries `total_usage`, the sum over
+    every attempt (each retry is a paid completion that failed validation).
+    Found on the error or on what it was raised from, so a function that wraps
+    Instructor's error in its own still reports it.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        total = getattr(current, "total_usage", None)
+        if total is not None:
+            return usage_from(total)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def usage_from(usage: Any) -> Usage:
+    """Usage from a provider's usage object (OpenAI's CompletionUsage, Anthropic's Usage)."""
     if usage is None:
         return Usage()
     if hasattr(usage, "input_tokens"):

@@ -15,6 +15,7 @@ from datetime import datetime
 from extractor.caching.events import MissReason
 from extractor.models import Entry, SchemaVersion
 from extractor.recording.previews import model_of
+from extractor.selectors.display_names import DisplayNames, unique_names
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,8 @@ def explain_miss(context: MissContext, earlier_entries: EarlierEntries) -> tuple
     if earlier is None:
         return MissReason.NEW_INPUT, ""
     if earlier.schema_version_id != context.schema_version.pk:
-        return (
-            MissReason.SCHEMA_CHANGED,
-            f"{earlier.schema_version.label} → {context.schema_version.label}",
+        return MissReason.SCHEMA_CHANGED, _schema_change(
+            earlier.schema_version, context.schema_version
         )
     earlier_model = model_of(earlier.arguments, context.model_argument, earlier.llm_model)
     if context.model and earlier_model and context.model != earlier_model:
@@ -112,6 +112,15 @@ def explain_miss(context: MissContext, earlier_entries: EarlierEntries) -> tuple
             "an environment variable, setting or instance attribute the function reads",
         )
     return MissReason.NEW_INPUT, ""
+
+
+def _schema_change(old: SchemaVersion, new: SchemaVersion) -> str:
+    """ "v1 → v2", or with the schemas' names when the response model itself changed
+    ("UserDetail v1 (extractor.schemas) → UserDetail v1 (myapp.schemas)")."""
+    if old.name == new.name:
+        return f"{old.label} → {new.label}"
+    names = DisplayNames(functions={}, schemas=unique_names([old.name, new.name]))
+    return f"{names.schema_version(old)} → {names.schema_version(new)}"
 
 
 def _why_key_went_missing(entry: Entry, at: datetime) -> tuple[str, str]:

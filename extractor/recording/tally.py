@@ -201,8 +201,7 @@ class Tally:
             )
         counted.latencies.add(event.latency)
         counted.last = max(counted.last, event.started)
-        if envelope is not None:
-            counted.add_usage(envelope.usage)
+        counted.add_usage(event.tokens)
 
     def absorb(self, later: Tally) -> None:
         """Add a tally folded after this one (this one could not be written)."""

@@ -25,7 +25,7 @@ from django.db.models import Max
 from extractor.caching import registry
 from extractor.caching.defaults import current as current_defaults
 from extractor.caching.defaults import default_backend
-from extractor.caching.envelope import Envelope, Usage, envelope_type
+from extractor.caching.envelope import Envelope, envelope_type
 from extractor.caching.events import CallEvent, FunctionInfo, Outcome, Record, wall_time
 from extractor.models import CachedFunction, DroppedRecords, Entry, SchemaVersion
 from extractor.recording.cleaning import clean_fields, field_cleaner
@@ -133,7 +133,7 @@ def _hour(started: float) -> int:
 def _computed_counts(event: CallEvent) -> Counts:
     latencies = Latencies()
     latencies.add(event.latency)
-    usage = event.envelope.usage if event.envelope is not None else Usage()
+    usage = event.tokens
     return counts_of(
         latencies,
         itemised=1,
@@ -271,7 +271,7 @@ def _row_for_computed(
             .values_list("pk", flat=True)
             .first()
         )
-    usage = envelope.usage if envelope is not None else Usage()
+    usage = event.tokens
     return clean_call_row(
         (
             entry_id,

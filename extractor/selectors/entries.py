@@ -6,6 +6,7 @@ import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import reduce
+from urllib.parse import parse_qsl, urlencode
 
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet, Value
 from django.utils import timezone
@@ -240,13 +241,79 @@ class InvalidationScope:
             return f"entry #{self.target}"
         if action == Invalidation.Action.MODEL:
             return f"LLM model {self.target}"
+        if action == Invalidation.Action.SELECTION:
+            return f"the filtered list ({describe_selection(selection_filters(self.target))})"
         return f"{action.label.lower()} {self.target}"
+
+
+# -- a filtered selection as an invalidation's target -------------------------------
+
+# The list's filters, as the Entries page's query string names them; the sort and
+# the page cursor do not change which entries are selected.
+SELECTION_PARAMS = ("function", "schema", "schema_version", "model", "state", "q")
+
+
+def selection_query(filters: EntryFilters) -> str:
+    """The filters as a short, canonical query string: an invalidation's target."""
+    values = {
+        "function": filters.function,
+        "schema": filters.schema,
+        "schema_version": str(filters.schema_version or ""),
+        "model": filters.llm_model,
+        "state": filters.state,
+        "q": filters.search,
+    }
+    return urlencode([(name, values[name]) for name in SELECTION_PARAMS if values[name]])
+
+
+def selection_filters(query: str) -> EntryFilters:
+    """Filters back from selection_query's string (which the form validated when the
+    invalidation was asked for)."""
+    params = dict(parse_qsl(query))
+    version = params.get("schema_version", "")
+    return EntryFilters(
+        function=params.get("function", ""),
+        schema=params.get("schema", ""),
+        schema_version=int(version) if version.isascii() and version.isdigit() else None,
+        llm_model=params.get("model", ""),
+        state=params.get("state") or EntryState.LIVE,
+        search=params.get("q", ""),
+    )
+
+
+def describe_selection(filters: EntryFilters) -> str:
+    """'live entries of extract_UserDetail, from model gpt-4o, matching
+    "Jason"': the filters in the words and names the pages use."""
+    from extractor.models import SchemaVersion
+    from extractor.selectors.display_names import display_names
+
+    names = display_names()
+    state = dict(EntryState.CHOICES).get(filters.state, filters.state).lower()
+    words = "all entries" if filters.state == EntryState.ALL else f"{state} entries"
+    parts = []
+    if filters.function:
+        parts.append(f"of {names.function(filters.function)}")
+    if filters.schema:
+        parts.append(f"of schema {names.schema(filters.schema)}")
+    if filters.schema_version:
+        version = SchemaVersion.objects.filter(pk=filters.schema_version).first()
+        shown = names.schema_version(version) if version else f"#{filters.schema_version}"
+        parts.append(f"of schema {shown}")
+    if filters.llm_model:
+        parts.append(f"from model {filters.llm_model}")
+    if filters.search:
+        parts.append(f'matching "{filters.search}"')
+    return " ".join([words, ", ".join(parts)]) if parts else words
 
 
 def entries_in_scope(scope: InvalidationScope) -> QuerySet[Entry]:
     """The live entries an invalidation of `scope` acts on."""
     live = Entry.objects.filter(status=Entry.Status.LIVE)
     action = scope.action
+    if action == Invalidation.Action.SELECTION:
+        # Whatever the page shows (live, stale, expired or all): only values still
+        # stored can be invalidated, so an "invalidated" selection touches none.
+        return entries_matching(selection_filters(scope.target)).filter(status=Entry.Status.LIVE)
     if action == Invalidation.Action.ENTRY:
         return live.filter(pk=_int(scope.target))
     if action == Invalidation.Action.SCHEMA_VERSION:

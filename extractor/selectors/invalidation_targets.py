@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 from extractor.models import CachedFunction, SchemaVersion
+from extractor.selectors.display_names import DisplayNames, unique_names
 from extractor.selectors.entries import entry_function_names, entry_model_names
 
 Choices = list[tuple[str, str]]  # (the target the form takes, what the person reads)
@@ -18,34 +18,21 @@ class TargetChooser:
     choices: Choices
 
 
-def _short_name(name: str) -> str:
-    return name.replace(":", ".").rsplit(".", 1)[-1]
-
-
 def function_choices() -> Choices:
-    """Every function with a row or entries; the short name, or the full one where two
-    share a short name (so the choice tells them apart)."""
+    """Every function with a row or entries, by its display name (the short name, and
+    where it lives when two share it)."""
     # Entries' distinct functions by a loose index scan: DISTINCT would read every entry.
-    names = sorted(
-        set(CachedFunction.objects.values_list("name", flat=True)) | set(entry_function_names())
-    )
-    shared = Counter(_short_name(name) for name in names)
-    return [(name, name if shared[_short_name(name)] > 1 else _short_name(name)) for name in names]
+    names = set(CachedFunction.objects.values_list("name", flat=True)) | set(entry_function_names())
+    shown = unique_names(names)
+    return sorted(shown.items(), key=lambda choice: choice[1].lower())
 
 
 def schema_version_choices() -> Choices:
-    """Every schema version, newest of each schema first, as "UserDetail v2" (with the
-    full schema name where two schemas share a short one)."""
+    """Every schema version, newest of each schema first, as "UserDetail v2" (followed by
+    the schema's module where two schemas share a short name)."""
     versions = list(SchemaVersion.objects.order_by("name", "-number"))
-    short_names = {version.name: version.short_name for version in versions}
-    shared = Counter(short_names.values())
-    return [
-        (
-            str(version.pk),
-            f"{version} ({version.name})" if shared[version.short_name] > 1 else str(version),
-        )
-        for version in versions
-    ]
+    names = DisplayNames(functions={}, schemas=unique_names(version.name for version in versions))
+    return [(str(version.pk), names.schema_version(version)) for version in versions]
 
 
 def model_choices() -> Choices:

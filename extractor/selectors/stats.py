@@ -16,21 +16,35 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from django.conf import settings
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from extractor.models import LATENCY_BOUNDS_MS, LATENCY_COLUMNS, Call, CallRollup, DroppedRecords
+from extractor.selectors.display_names import display_names
 
 logger = logging.getLogger(__name__)
 
 MILLION = 1_000_000
 NO_MODEL = "(no model recorded)"
 BucketSize = Literal["hour", "day"]
+# Windows up to this many days are drawn per hour, longer ones per day.
+HOURLY_UP_TO_DAYS = 2
+
+
+def _duration(ms: float) -> str:
+    return f"{ms:g} ms" if ms < 1000 else f"{ms / 1000:g} s"
+
+
+# One per LATENCY_COLUMNS bucket: its upper bound, the open top bucket last.
+LATENCY_LABELS = (
+    *(f"≤ {_duration(bound)}" for bound in LATENCY_BOUNDS_MS),
+    f"> {_duration(LATENCY_BOUNDS_MS[-1])}",
+)
 
 # A provider's dated snapshot of a priced model: "gpt-4o-mini-2024-07-18",
 # "claude-3-5-haiku-20241022".
@@ -105,11 +119,38 @@ class Savings:
     provider_cached_tokens: int = 0
     provider_cost_saved: float = 0.0
     unpriced_models: set[str] = field(default_factory=set)
+    # How long hits (answered from the cache) and misses (which waited for the LLM)
+    # took, one count per LATENCY_COLUMNS bucket.
+    hit_latency: list[int] = field(default_factory=lambda: [0] * len(LATENCY_COLUMNS))
+    miss_latency: list[int] = field(default_factory=lambda: [0] * len(LATENCY_COLUMNS))
 
     @property
     def hit_rate(self) -> float | None:
         served = self.hits + self.misses
         return self.hits / served if served else None
+
+    @property
+    def hit_p50(self) -> LatencyPercentile | None:
+        return latency_percentile(self.hit_latency, 50)
+
+    @property
+    def hit_p95(self) -> LatencyPercentile | None:
+        return latency_percentile(self.hit_latency, 95)
+
+    @property
+    def miss_p50(self) -> LatencyPercentile | None:
+        return latency_percentile(self.miss_latency, 50)
+
+    @property
+    def miss_p95(self) -> LatencyPercentile | None:
+        return latency_percentile(self.miss_latency, 95)
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        """One summed row of the counters, of any outcome."""
+        if row["outcome"] == Call.Outcome.HIT:
+            self.add_hits(row)
+        else:
+            self.add_reached(row)
 
     def add_hits(self, row: Mapping[str, Any]) -> None:
         """Hits of entries of one model: each saved its entry's tokens and latency."""
@@ -117,6 +158,7 @@ class Savings:
         self.calls += calls
         self.hits += calls
         self.hits_without_entry += without_entry
+        _add_slots(self.hit_latency, row)
         if calls == without_entry:
             return
         model = row["llm_model"]
@@ -136,6 +178,7 @@ class Savings:
         self.reached_llm += calls
         if row["outcome"] == Call.Outcome.MISS:
             self.misses += calls
+            _add_slots(self.miss_latency, row)
         elif row["outcome"] == Call.Outcome.ERROR:
             self.errors += calls
         self.provider_cached_tokens += cached
@@ -146,15 +189,52 @@ class Savings:
             self.unpriced_models.add(model or NO_MODEL)
 
 
+def _add_slots(slots: list[int], row: Mapping[str, Any]) -> None:
+    for index, column in enumerate(LATENCY_COLUMNS):
+        slots[index] += row[column] or 0
+
+
+class LatencyPercentile(NamedTuple):
+    """A percentile read from the counters' latency buckets: the bucket it falls in."""
+
+    bucket: int  # index into LATENCY_COLUMNS
+    label: str  # the bucket's upper bound, "≤ 1 s"; "> 30 s" for the open top bucket
+
+
+def latency_percentile(counts: Sequence[int], percent: int) -> LatencyPercentile | None:
+    """The bucket holding the `percent`th percentile of calls counted per LATENCY_COLUMNS
+    bucket (nearest rank), or None without calls.
+
+    Reported as the bucket's upper bound rather than interpolated: the buckets are up
+    to ten times wide and the counters keep nothing of where calls fell inside one, so
+    "p95 ≤ 1 s" is what is known; a figure like "p95 = 640 ms" would be invented.
+    """
+    if len(counts) != len(LATENCY_COLUMNS):
+        raise ValueError(f"expected {len(LATENCY_COLUMNS)} bucket counts, got {len(counts)}")
+    if not 0 < percent <= 100:
+        raise ValueError(f"percent must be in (0, 100], got {percent}")
+    total = sum(counts)
+    if total <= 0:
+        return None
+    rank = -(-percent * total // 100)  # the ceiling of percent% of the calls
+    seen = 0
+    for index, count in enumerate(counts):
+        seen += count
+        if seen >= rank:
+            return LatencyPercentile(index, LATENCY_LABELS[index])
+    raise AssertionError("unreachable: the last bucket holds the total")
+
+
 @dataclass(frozen=True)
 class Bucket:
     start: dt.datetime  # aware, in the current time zone
     hits: int
     misses: int
+    errors: int = 0
 
     @property
     def total(self) -> int:
-        return self.hits + self.misses
+        return self.hits + self.misses + self.errors
 
 
 @dataclass
@@ -167,18 +247,14 @@ class LatencyBucket:
 
 
 def _latency_buckets() -> list[LatencyBucket]:
-    labels = [f"≤ {_duration(bound)}" for bound in LATENCY_BOUNDS_MS]
-    return [LatencyBucket(label) for label in [*labels, f"> {_duration(LATENCY_BOUNDS_MS[-1])}"]]
-
-
-def _duration(ms: float) -> str:
-    return f"{ms:g} ms" if ms < 1000 else f"{ms / 1000:g} s"
+    return [LatencyBucket(label) for label in LATENCY_LABELS]
 
 
 @dataclass
 class Overview:
-    days: int | None
-    since: dt.datetime | None
+    days: int | None  # the last `days` days; None for all time or a range of dates
+    since: dt.datetime | None  # None: all time
+    until: dt.datetime  # the end of the window, at most now
     total: Savings
     by_schema: list[Savings]
     series: list[Bucket]  # every bucket of the window, empty ones included
@@ -187,6 +263,16 @@ class Overview:
     itemised: int = 0  # of total.calls, those with a row in the call log
     dropped: int = 0  # call records lost in the window (DroppedRecords)
     latency: list[LatencyBucket] = field(default_factory=list)
+    by_function: list[Savings] = field(default_factory=list)
+    by_model: list[Savings] = field(default_factory=list)
+    # A range of whole local days, both included; None for the last `days` days.
+    dates: tuple[dt.date, dt.date] | None = None
+    up_to_now: bool = True  # False for a range of dates that ended before today
+
+    @property
+    def starts_at(self) -> dt.datetime | None:
+        """Where the counters read begin: the start of the hour holding `since`."""
+        return _utc_hour(self.since) if self.since is not None else None
 
     @property
     def has_latency(self) -> bool:
@@ -211,13 +297,85 @@ def overview(*, days: int | None, now: dt.datetime | None = None) -> Overview:
     # In UTC, so "days" are 24-hour spans even across a DST change.
     now = (now or timezone.now()).astimezone(dt.UTC)
     since = now - dt.timedelta(days=days) if days else None
-    bucket: BucketSize = "hour" if days is not None and days <= 2 else "day"
-    rollups = _window(since, now, whole_days=bucket == "day")
-    total = Savings("All schemas")
-    per_schema: dict[str, Savings] = {}
+    bucket: BucketSize = "hour" if days is not None and days <= HOURLY_UP_TO_DAYS else "day"
+    return _overview(since=since, until=now, bucket=bucket, days=days)
+
+
+def overview_of_dates(*, first: dt.date, last: dt.date, now: dt.datetime | None = None) -> Overview:
+    """Whole days `first` to `last`, both included, in the current time zone; up to
+    `now` when `last` is today or later."""
+    now = (now or timezone.now()).astimezone(dt.UTC)
+    since = _local_midnight(first)
+    # `until` is inclusive (the counters' rows are filed by their start): the last
+    # instant before the next day, so that day's first hour is left out.
+    end = _local_midnight(last + dt.timedelta(days=1)) - dt.timedelta(microseconds=1)
+    days = (last - first).days + 1
+    bucket: BucketSize = "hour" if days <= HOURLY_UP_TO_DAYS else "day"
+    return _overview(
+        since=since,
+        until=min(end, now),
+        bucket=bucket,
+        days=None,
+        dates=(first, last),
+        up_to_now=now < end,
+    )
+
+
+def _overview(
+    *,
+    since: dt.datetime | None,
+    until: dt.datetime,
+    bucket: BucketSize,
+    days: int | None,
+    dates: tuple[dt.date, dt.date] | None = None,
+    up_to_now: bool = True,
+) -> Overview:
+    rollups = _window(since, until, whole_days=bucket == "day")
+    names = display_names()
+    # One GROUP BY per breakdown; each keeps the model, which prices the tokens.
+    per_model = list(_sums(rollups, "llm_model"))
+    total = Savings("All")
+    latency = _latency_buckets()
     itemised = 0
-    sums = (
-        rollups.values("schema_version__name", "llm_model", "outcome")
+    for row in per_model:
+        total.add(row)
+        itemised += row["itemised"]
+        hit = row["outcome"] == Call.Outcome.HIT
+        for slot, column in zip(latency, LATENCY_COLUMNS, strict=True):
+            if hit:
+                slot.hits += row[column]
+            else:
+                slot.reached += row[column]
+    dropped = DroppedRecords.objects.filter(at__lte=until)
+    if since is not None:
+        dropped = dropped.filter(at__gte=since)
+    return Overview(
+        days=days,
+        since=since,
+        until=until,
+        total=total,
+        by_schema=_breakdown(
+            _sums(rollups, "schema_version__name", "llm_model"),
+            "schema_version__name",
+            names.schema,
+        ),
+        by_function=_breakdown(_sums(rollups, "function", "llm_model"), "function", names.function),
+        by_model=_breakdown(per_model, "llm_model", lambda name: name or NO_MODEL),
+        series=_series(rollups, bucket, since=since, until=until),
+        bucket=bucket,
+        has_calls=total.calls > 0 or CallRollup.objects.exists(),
+        itemised=itemised,
+        dropped=dropped.aggregate(total=Sum("count"))["total"] or 0,
+        latency=latency,
+        dates=dates,
+        up_to_now=up_to_now,
+    )
+
+
+def _sums(rollups: QuerySet[CallRollup], *keys: str) -> QuerySet[CallRollup, dict[str, Any]]:
+    """The counters of the window summed per `keys` and outcome."""
+    sums: QuerySet[CallRollup, dict[str, Any]] = (
+        rollups.values(*keys, "outcome")
         .annotate(
             calls=Sum("calls"),
             itemised=Sum("itemised"),
@@ -231,51 +389,40 @@ def overview(*, days: int | None, now: dt.datetime | None = None) -> Overview:
         )
         .order_by()
     )
-    latency = _latency_buckets()
-    for row in sums:
-        counted: dict[str, Any] = dict(row)
-        hit = row["outcome"] == Call.Outcome.HIT
-        for slot, column in zip(latency, LATENCY_COLUMNS, strict=True):
-            if hit:
-                slot.hits += counted[column]
-            else:
-                slot.reached += counted[column]
-        name = row["schema_version__name"]
-        if name not in per_schema:
-            per_schema[name] = Savings(name.rsplit(".", 1)[-1], name)
-        itemised += row["itemised"]
-        for target in (total, per_schema[name]):
-            if row["outcome"] == Call.Outcome.HIT:
-                target.add_hits(row)
-            else:
-                target.add_reached(row)
-    dropped = DroppedRecords.objects.filter(at__lte=now)
-    if since is not None:
-        dropped = dropped.filter(at__gte=since)
-    return Overview(
-        days=days,
-        since=since,
-        total=total,
-        by_schema=sorted(per_schema.values(), key=lambda s: (-(s.hits + s.misses), s.label)),
-        series=_series(rollups, bucket, since=since, now=now),
-        bucket=bucket,
-        has_calls=total.calls > 0 or CallRollup.objects.exists(),
-        itemised=itemised,
-        dropped=dropped.aggregate(total=Sum("count"))["total"] or 0,
-        latency=latency,
-    )
+    return sums
+
+
+def _breakdown(
+    rows: Iterable[Mapping[str, Any]], key: str, label: Callable[[str], str]
+) -> list[Savings]:
+    """One Savings per value of `key`, busiest first."""
+    per_name: dict[str, Savings] = {}
+    for row in rows:
+        name = row[key]
+        if name not in per_name:
+            per_name[name] = Savings(label(name), name)
+        per_name[name].add(row)
+    return sorted(per_name.values(), key=lambda s: (-(s.hits + s.misses), -s.calls, s.label))
+
+
+def _local_midnight(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
 def _window(
-    since: dt.datetime | None, now: dt.datetime, *, whole_days: bool
+    since: dt.datetime | None, until: dt.datetime, *, whole_days: bool
 ) -> QuerySet[CallRollup]:
-    """The counter rows covering [since, now]: with `whole_days` the hours of the
+    """The counter rows covering [since, until]: with `whole_days` the hours of the
     partial days at either end and the local days in between, else every hour."""
+    # "Before the next hour" rather than "at or before `until`": SQLite compares the
+    # stored text, and "14:00:00.000000" sorts after a bound written "14:00:00", so
+    # the hour starting exactly at `until` would be lost there.
+    before = _utc_hour(until) + dt.timedelta(hours=1)
     if not whole_days:
-        hourly = CallRollup.objects.filter(span=CallRollup.Span.HOUR, bucket_start__lte=now)
+        hourly = CallRollup.objects.filter(span=CallRollup.Span.HOUR, bucket_start__lt=before)
         return hourly.filter(bucket_start__gte=_utc_hour(since)) if since else hourly
-    last_day = bucket_start(now, "day")
-    hours = Q(span=CallRollup.Span.HOUR, bucket_start__lte=now, bucket_start__gte=last_day)
+    last_day = bucket_start(until, "day")
+    hours = Q(span=CallRollup.Span.HOUR, bucket_start__lt=before, bucket_start__gte=last_day)
     days = Q(span=CallRollup.Span.DAY, bucket_start__lt=last_day)
     if since is not None:
         first_hour = _utc_hour(since)
@@ -297,8 +444,7 @@ def _utc_hour(moment: dt.datetime) -> dt.datetime:
 
 
 def _next_day(day_start: dt.datetime) -> dt.datetime:
-    following = timezone.localtime(day_start).date() + dt.timedelta(days=1)
-    return timezone.make_aware(dt.datetime.combine(following, dt.time.min))
+    return _local_midnight(timezone.localtime(day_start).date() + dt.timedelta(days=1))
 
 
 def _series(
@@ -306,30 +452,35 @@ def _series(
     bucket: BucketSize,
     *,
     since: dt.datetime | None,
-    now: dt.datetime,
+    until: dt.datetime,
 ) -> list[Bucket]:
     rows = (
-        rollups.filter(outcome__in=[Call.Outcome.HIT, Call.Outcome.MISS])
+        rollups.filter(outcome__in=[Call.Outcome.HIT, Call.Outcome.MISS, Call.Outcome.ERROR])
         .values("span", "bucket_start")
         .annotate(
             hits=Sum("calls", filter=Q(outcome=Call.Outcome.HIT)),
             misses=Sum("calls", filter=Q(outcome=Call.Outcome.MISS)),
+            errors=Sum("calls", filter=Q(outcome=Call.Outcome.ERROR)),
         )
         .order_by()
     )
     # Keyed by instant: aware datetimes sharing a tzinfo compare by wall clock, which
     # would make the repeated hour of a DST change one key.
-    counts: dict[dt.datetime, tuple[int, int]] = {}
+    counts: dict[dt.datetime, tuple[int, int, int]] = {}
     for row in rows:
         start = bucket_start(row["bucket_start"], bucket).astimezone(dt.UTC)
-        hits, misses = counts.get(start, (0, 0))
-        counts[start] = (hits + (row["hits"] or 0), misses + (row["misses"] or 0))
+        hits, misses, errors = counts.get(start, (0, 0, 0))
+        counts[start] = (
+            hits + (row["hits"] or 0),
+            misses + (row["misses"] or 0),
+            errors + (row["errors"] or 0),
+        )
     first = since if since is not None else min(counts, default=None)
     if first is None:
         return []
     return [
-        Bucket(start, *counts.get(start.astimezone(dt.UTC), (0, 0)))
-        for start in _bucket_starts(first, now, bucket)
+        Bucket(start, *counts.get(start.astimezone(dt.UTC), (0, 0, 0)))
+        for start in _bucket_starts(first, until, bucket)
     ]
 
 
@@ -338,7 +489,7 @@ def bucket_start(moment: dt.datetime, bucket: BucketSize) -> dt.datetime:
     local = timezone.localtime(moment)
     if bucket == "hour":
         return local.replace(minute=0, second=0, microsecond=0)
-    return timezone.make_aware(dt.datetime.combine(local.date(), dt.time.min))
+    return _local_midnight(local.date())
 
 
 def _bucket_starts(
@@ -351,5 +502,4 @@ def _bucket_starts(
             # Stepped in UTC: wall-clock arithmetic would repeat or skip an hour at DST.
             start = timezone.localtime(start.astimezone(dt.UTC) + dt.timedelta(hours=1))
         else:
-            next_day = timezone.localtime(start).date() + dt.timedelta(days=1)
-            start = timezone.make_aware(dt.datetime.combine(next_day, dt.time.min))
+            start = _next_day(start)

@@ -35,8 +35,11 @@ def _plural(count: int, one: str, many: str) -> str:
     return f"{count} {one if count == 1 else many}"
 
 
-def _counts(hits: int, misses: int) -> str:
-    return f"{_plural(hits, 'hit', 'hits')}, {_plural(misses, 'miss', 'misses')}"
+def _counts(hits: int, misses: int, errors: int) -> str:
+    return (
+        f"{_plural(hits, 'hit', 'hits')}, {_plural(misses, 'miss', 'misses')}, "
+        f"{_plural(errors, 'error', 'errors')}"
+    )
 
 
 def _axis_label(bucket: Bucket, size: str) -> str:
@@ -63,18 +66,20 @@ def _scale(highest: int) -> tuple[int, int]:
 
 @register.simple_tag
 def hit_miss_chart(
-    series: Sequence[Bucket], size: str, title: str = "Hits and misses"
+    series: Sequence[Bucket], size: str, title: str = "Hits, misses and errors"
 ) -> SafeString:
-    """Hits and misses stacked per bucket ("hour" or "day"), with a table of the numbers."""
+    """Hits, misses and errors stacked per bucket ("hour" or "day"), with a table of
+    the numbers for whoever cannot see the chart."""
     if not series:
-        return format_html('<p class="muted">{}</p>', "No hits or misses in this window.")
+        return format_html('<p class="muted">{}</p>', "No hits, misses or errors in this window.")
     top, step = _scale(max(bucket.total for bucket in series))
     hits = sum(bucket.hits for bucket in series)
     misses = sum(bucket.misses for bucket in series)
+    errors = sum(bucket.errors for bucket in series)
     per = "hour" if size == "hour" else "day"
     summary = (
         f"{title} per {per}, {_long_label(series[0], size)} to {_long_label(series[-1], size)}: "
-        f"{_counts(hits, misses)} in total."
+        f"{_counts(hits, misses, errors)} in total."
     )
     baseline = TOP + PLOT_HEIGHT
     return format_html(
@@ -84,13 +89,14 @@ def hit_miss_chart(
         '<line class="axis" x1="{left}" x2="{right}" y1="{baseline}" y2="{baseline}"/>'
         "{grid}{bars}</svg>"
         '<figcaption class="legend"><span class="key key-hit"></span> Hits'
-        ' <span class="key key-miss"></span> Misses <span class="muted">(per {per})</span>'
+        ' <span class="key key-miss"></span> Misses'
+        ' <span class="key key-error"></span> Errors <span class="muted">(per {per})</span>'
         "</figcaption>"
         '<details class="chart-data"><summary>The numbers</summary>'
-        '<table><caption class="visually-hidden">{summary}</caption>'
+        '<div class="table-scroll"><table><caption class="visually-hidden">{summary}</caption>'
         '<thead><tr><th scope="col">{per_title}</th><th scope="col" class="num">Hits</th>'
-        '<th scope="col" class="num">Misses</th></tr></thead>'
-        "<tbody>{rows}</tbody></table></details></figure>",
+        '<th scope="col" class="num">Misses</th><th scope="col" class="num">Errors</th></tr>'
+        "</thead><tbody>{rows}</tbody></table></div></details></figure>",
         width=WIDTH,
         height=HEIGHT,
         summary=summary,
@@ -103,8 +109,12 @@ def hit_miss_chart(
         per_title=per.capitalize(),
         rows=format_html_join(
             "",
-            '<tr><th scope="row">{}</th><td class="num">{}</td><td class="num">{}</td></tr>',
-            ((_long_label(bucket, size), bucket.hits, bucket.misses) for bucket in series),
+            '<tr><th scope="row">{}</th><td class="num">{}</td><td class="num">{}</td>'
+            '<td class="num">{}</td></tr>',
+            (
+                (_long_label(bucket, size), bucket.hits, bucket.misses, bucket.errors)
+                for bucket in series
+            ),
         ),
     )
 
@@ -130,7 +140,8 @@ def _grid(top: int, step: int) -> SafeString:
 
 
 def _bars(series: Sequence[Bucket], size: str, top: int) -> SafeString:
-    """One group per bucket (hits at the bottom, misses on top) and the x axis labels."""
+    """One group per bucket (hits at the bottom, then misses, errors on top) and the x
+    axis labels."""
     slot = PLOT_WIDTH / len(series)
     width = max(slot * 0.7, 1.0)
     every = math.ceil(len(series) / MAX_X_LABELS)
@@ -140,26 +151,33 @@ def _bars(series: Sequence[Bucket], size: str, top: int) -> SafeString:
         x = LEFT + index * slot + (slot - width) / 2
         hit_height = bucket.hits / top * PLOT_HEIGHT
         miss_height = bucket.misses / top * PLOT_HEIGHT
+        error_height = bucket.errors / top * PLOT_HEIGHT
         groups.append(
             format_html(
-                '<g class="bucket" data-start="{start}" data-hits="{hits}" data-misses="{misses}">'
+                '<g class="bucket" data-start="{start}" data-hits="{hits}" data-misses="{misses}"'
+                ' data-errors="{errors}">'
                 "<title>{label}: {counts}</title>"
                 '<rect class="bar-hit" x="{x}" y="{hit_y}" width="{width}" height="{hit_height}"'
                 ' fill="#1b7f4b"/>'
                 '<rect class="bar-miss" x="{x}" y="{miss_y}" width="{width}" height="{miss_height}"'
                 ' fill="#a15c00"/>'
+                '<rect class="bar-error" x="{x}" y="{error_y}" width="{width}"'
+                ' height="{error_height}" fill="#b42318"/>'
                 "</g>",
                 start=bucket.start.isoformat(),
                 hits=bucket.hits,
                 misses=bucket.misses,
+                errors=bucket.errors,
                 label=_long_label(bucket, size),
-                counts=_counts(bucket.hits, bucket.misses),
+                counts=_counts(bucket.hits, bucket.misses, bucket.errors),
                 x=_n(x),
                 width=_n(width),
                 hit_y=_n(baseline - hit_height),
                 hit_height=_n(hit_height),
                 miss_y=_n(baseline - hit_height - miss_height),
                 miss_height=_n(miss_height),
+                error_y=_n(baseline - hit_height - miss_height - error_height),
+                error_height=_n(error_height),
             )
         )
         if index % every == 0:

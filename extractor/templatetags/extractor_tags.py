@@ -10,6 +10,9 @@ from urllib.parse import urlencode
 from django import template
 from django.http import HttpRequest
 
+from extractor.models import SchemaVersion
+from extractor.selectors.display_names import DisplayNames, display_names
+
 register = template.Library()
 
 
@@ -28,10 +31,30 @@ def short_key(value: str) -> str:
     return value[:12]
 
 
-@register.filter
-def short_name(value: str) -> str:
-    """ "module:qualname" or a dotted path -> the last part."""
-    return value.replace(":", ".").rsplit(".", 1)[-1]
+def _names(context: template.Context) -> DisplayNames:
+    """The request's display names (context processor), read at most once per render."""
+    names = context.get("display_names")
+    if names is None:
+        names = context.render_context.get("display_names")
+        if names is None:
+            names = context.render_context["display_names"] = display_names()
+    return names
+
+
+@register.simple_tag(takes_context=True)
+def function_name(context: template.Context, name: str) -> str:
+    """A function as every page names it: unique short name (see selectors.display_names)."""
+    return _names(context).function(name)
+
+
+@register.simple_tag(takes_context=True)
+def schema_name(context: template.Context, name: str) -> str:
+    return _names(context).schema(name)
+
+
+@register.simple_tag(takes_context=True)
+def schema_version_name(context: template.Context, version: SchemaVersion) -> str:
+    return _names(context).schema_version(version)
 
 
 @register.filter

@@ -13,6 +13,13 @@ from extractor.selectors import entries as selectors
 from extractor.selectors.keyset import BadCursor
 
 PER_PAGE = 50
+# The states whose entries still hold a stored value an invalidation can drop.
+INVALIDATABLE_STATES = {
+    selectors.EntryState.LIVE,
+    selectors.EntryState.STALE,
+    selectors.EntryState.EXPIRED,
+    selectors.EntryState.ALL,
+}
 
 
 @require_GET
@@ -42,5 +49,9 @@ def entry_list(request: HtmxHttpRequest) -> HttpResponse:
             # Called by the template only when the page is empty.
             "anything_cached": Entry.objects.exists,
             "showing_live_only": filters.state == selectors.EntryState.LIVE,
+            # What "Invalidate these entries" targets; none where nothing can be dropped.
+            "selection": selectors.selection_query(filters)
+            if filters.state in INVALIDATABLE_STATES
+            else "",
         },
     )

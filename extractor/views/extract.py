@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
-from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from extractor.auth import staff_required
 from extractor.forms import ExtractForm
-from extractor.http import HtmxHttpRequest
+from extractor.http import HtmxHttpRequest, render_page_or_fragment
 from extractor.services.extraction import extraction_run
 
 
@@ -23,10 +22,13 @@ def extract(request: HtmxHttpRequest) -> HttpResponse:
                 text=form.cleaned_data["text"],
                 schema_name=form.cleaned_data["schema"],
                 model=form.cleaned_data["model"],
+                refresh=form.cleaned_data["refresh"],
             )
+            # A refresh is one run's choice: left ticked, the next Extract would
+            # call (and pay for) the LLM again where the cache holds the answer.
+            form = ExtractForm(initial={**form.cleaned_data, "refresh": False})
     else:
         form = ExtractForm()
-    template = "extractor/extract.html"
-    if request.htmx:
-        template += "#panel"
-    return render(request, template, {"form": form, "result": result})
+    return render_page_or_fragment(
+        request, "extractor/extract.html", "panel", {"form": form, "result": result}
+    )

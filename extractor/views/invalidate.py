@@ -14,9 +14,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from extractor.auth import staff_required
-from extractor.forms import InvalidateForm
+from extractor.forms import InvalidateForm, parse_id
 from extractor.http import HtmxHttpRequest, render_page_or_fragment
 from extractor.models import Entry, Invalidation, SchemaVersion
+from extractor.selectors.display_names import display_names
+from extractor.selectors.entries import describe_selection, selection_filters
 from extractor.selectors.invalidation_targets import invalidation_choosers
 from extractor.services.invalidation import invalidation_retry as retry_invalidation
 from extractor.services.invalidation import (
@@ -32,7 +34,7 @@ PAGE_SIZE = 50
 @dataclass(frozen=True)
 class InvalidationRow:
     invalidation: Invalidation
-    target_label: str  # "UserDetail v2 (#7)" for a schema version, else the target itself
+    target_label: str  # "UserDetail v2 (#7)" for a schema version, a function's display name...
     target_url: str = ""  # the entry's page, for a one-entry invalidation
 
 
@@ -73,6 +75,9 @@ def invalidate(request: HtmxHttpRequest) -> HttpResponse:
         "description": scope.describe(),
         "count": count,
         "split": invalidation_split(scope, count),
+        "selection": describe_selection(selection_filters(scope.target))
+        if scope.action == Invalidation.Action.SELECTION
+        else "",
     }
     return render(request, "extractor/invalidate_confirm.html", context)
 
@@ -124,23 +129,32 @@ def invalidation_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 def with_target_labels(invalidations: Iterable[Invalidation]) -> list[InvalidationRow]:
-    """Name the schema versions a page's invalidations targeted, in one query."""
+    """Name the targets of a page's invalidations as the pages name them (schema
+    versions in one query)."""
     invalidations = list(invalidations)
     version_ids = {
-        int(invalidation.target)
+        pk
         for invalidation in invalidations
         if invalidation.action == Invalidation.Action.SCHEMA_VERSION
-        and invalidation.target.isdigit()
+        and (pk := parse_id(invalidation.target)) is not None
     }
     versions = SchemaVersion.objects.in_bulk(version_ids)
+    names = display_names() if invalidations else None
     rows = []
     for invalidation in invalidations:
         label, url = invalidation.target, ""
-        if label.isdigit() and invalidation.action == Invalidation.Action.SCHEMA_VERSION:
-            version = versions.get(int(label))
-            label = f"{version} (#{label})" if version else f"#{label} (deleted)"
-        elif label.isdigit() and invalidation.action == Invalidation.Action.ENTRY:
-            label, url = f"entry #{label}", reverse("extractor:entry", args=[int(label)])
+        pk = parse_id(label)
+        if invalidation.action == Invalidation.Action.SCHEMA_VERSION and pk is not None:
+            version = versions.get(pk)
+            shown = names.schema_version(version) if names and version else None
+            label = f"{shown} (#{pk})" if shown else f"#{pk} (deleted)"
+        elif invalidation.action == Invalidation.Action.ENTRY and pk is not None:
+            label, url = f"entry #{pk}", reverse("extractor:entry", args=[pk])
+        elif invalidation.action == Invalidation.Action.FUNCTION and names:
+            label = names.function(label)
+        elif invalidation.action == Invalidation.Action.SELECTION:
+            label = describe_selection(selection_filters(label))
+            url = f"{reverse('extractor:entries')}?{invalidation.target}"
         rows.append(InvalidationRow(invalidation, label, url))
     return rows
 

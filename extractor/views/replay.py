@@ -96,6 +96,36 @@ def replay_accept(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return HttpResponseRedirect(reverse("extractor:entry", args=[replacement.pk]))
 
 
+@require_POST
+@staff_required
+def replay_keep(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Keep the cached value: nothing is written, the cache and the entry stay as they are.
+
+    A POST like Replace, so both choices are buttons of one kind; there is no
+    state to record (Replay has only accepted_at), the message is the receipt.
+    """
+    replay = get_object_or_404(Replay.objects.select_related("entry"), pk=pk)
+    if replay.accepted_at is not None:
+        messages.error(
+            request,
+            "This replay already replaced the cached value; its output is the cached value now.",
+        )
+        target = replay.replacement_id or replay.entry_id
+        return HttpResponseRedirect(reverse("extractor:entry", args=[target]))
+    if replay.entry.status != Entry.Status.LIVE:
+        messages.error(
+            request,
+            f"Entry #{replay.entry_id} is {replay.entry.get_status_display().lower()} now: "
+            "the cache no longer serves it, so there is no cached value to keep.",
+        )
+        return HttpResponseRedirect(reverse("extractor:entry", args=[replay.entry_id]))
+    messages.success(
+        request,
+        f"Kept the cached value of entry #{replay.entry_id}; the replay's output was discarded.",
+    )
+    return HttpResponseRedirect(reverse("extractor:entry", args=[replay.entry_id]))
+
+
 def _redirect(request: HtmxHttpRequest, url: str) -> HttpResponse:
     # An htmx POST would follow a plain redirect inside the XHR; make the browser go there.
     if request.htmx:

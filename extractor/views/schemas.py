@@ -12,7 +12,7 @@ from extractor.auth import staff_required
 from extractor.forms import SchemaCompareForm
 from extractor.http import HtmxHttpRequest, render_page_or_fragment, wants_fragment
 from extractor.models import SchemaVersion
-from extractor.schemas import registered_schemas
+from extractor.schemas import BUILT_IN, dotted_path, registered_schemas
 from extractor.selectors.diff import SchemaChange, schema_diff
 from extractor.selectors.schemas import schema_summaries
 
@@ -24,13 +24,11 @@ class SchemaCard:
     name: str  # dotted path, as SchemaVersion.name
     versions: list[SchemaVersion]
     registered: bool
+    # A built-in schema that EXTRACTOR_SCHEMAS replaced on the Extract page: by what.
+    replaced_by: str = ""
     # The versions the compare form starts on: the comparison asked for, else the last two.
     compare_a: int | None = None
     compare_b: int | None = None
-
-    @property
-    def short_name(self) -> str:
-        return self.name.rsplit(".", 1)[-1]
 
     @property
     def anchor(self) -> str:
@@ -90,15 +88,24 @@ def compare(form: SchemaCompareForm) -> Comparison:
 
 def schema_cards(comparison: Comparison | None) -> list[SchemaCard]:
     """Schemas seen in the cache, then registered ones no call has used yet."""
-    registered = {
-        f"{model.__module__}.{model.__qualname__}" for model in registered_schemas().values()
+    registered = {short: dotted_path(model) for short, model in registered_schemas().items()}
+    replaced = {
+        dotted_path(model): registered[model.__name__]
+        for model in BUILT_IN
+        if registered.get(model.__name__) != dotted_path(model)
     }
+    offered = set(registered.values())
     cards = [
-        SchemaCard(summary.name, summary.versions, summary.name in registered)
+        SchemaCard(
+            summary.name,
+            summary.versions,
+            summary.name in offered,
+            replaced_by=replaced.get(summary.name, ""),
+        )
         for summary in schema_summaries()
     ]
     seen = {card.name for card in cards}
-    cards += [SchemaCard(name, [], True) for name in sorted(registered - seen)]
+    cards += [SchemaCard(name, [], True) for name in sorted(offered - seen)]
     for card in cards:
         if comparison and comparison.old and comparison.new and comparison.name == card.name:
             card.compare_a, card.compare_b = comparison.old.pk, comparison.new.pk

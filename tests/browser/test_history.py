@@ -1,5 +1,5 @@
-"""Back and forward on the Entries list keep the list and the filter selects in step
-(issue 8, defect 4)."""
+"""Back and forward on the Entries list and the call log keep the list and the filter
+selects in step (issue 8, defect 4)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.factories import EntryFactory
+from extractor.models import Call
+from tests.factories import CallFactory, EntryFactory
 
 pytestmark = pytest.mark.browser
 
@@ -35,4 +36,25 @@ def test_back_after_two_filters_restores_the_list_and_the_selects(staff_login, l
     expect(rows).to_contain_text("mini entry")
     expect(page.get_by_label("LLM model")).to_have_value("gpt-4o-mini")
     # The restored page is whole: one header, not a page inside <body>.
+    expect(page.locator("header.topbar")).to_have_count(1)
+
+
+def test_back_on_the_call_log_restores_its_list_and_selects(staff_login, live_server):
+    CallFactory(outcome=Call.Outcome.HIT, input_preview="a hit")
+    CallFactory(outcome=Call.Outcome.MISS, input_preview="a miss")
+    page = staff_login()
+    page.goto(f"{live_server.url}/calls/")
+    outcome = page.get_by_label("Outcome")
+
+    outcome.select_option("hit")
+    expect(page).to_have_url(re.compile(r"outcome=hit"))
+    outcome.select_option("miss")
+    expect(page).to_have_url(re.compile(r"outcome=miss"))
+
+    page.go_back()
+
+    expect(page).to_have_url(re.compile(r"outcome=hit"))
+    expect(page.locator("#call-results")).to_contain_text("a hit")
+    expect(page.locator("#call-results")).not_to_contain_text("a miss")
+    expect(page.get_by_label("Outcome")).to_have_value("hit")
     expect(page.locator("header.topbar")).to_have_count(1)

@@ -39,8 +39,11 @@ def test_keeping_the_cached_value_after_a_replay_changes_nothing(
     expect(name.locator("td")).to_have_text(["name", '"Ada"', '"Ada Lovelace"', "changed"])
     assert fake_llm.count == 2
 
-    page.get_by_test_id("choices").get_by_role("link", name="Keep the cached value").click()
+    page.get_by_test_id("choices").get_by_role("button", name="Keep the cached value").click()
     expect(page).to_have_url(f"{base}/entries/{pk}/")
+    expect(page.locator(".messages")).to_contain_text(
+        f"Kept the cached value of entry #{pk}; the replay's output was discarded."
+    )
     expect(page.get_by_test_id("output")).to_contain_text('"name": "Ada"')
     expect(page.get_by_test_id("output")).not_to_contain_text("Lovelace")
     expect(page.get_by_role("heading", level=1).get_by_test_id("status")).to_have_text("Live")

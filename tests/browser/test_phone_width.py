@@ -1,5 +1,5 @@
-"""At a phone's width (390 px) the entry page does not scroll sideways: its wide calls
-and history tables scroll inside their own boxes instead."""
+"""At a phone's width (390 px) no page scrolls sideways: wide tables scroll inside their
+own boxes instead."""
 
 from __future__ import annotations
 
@@ -28,7 +28,19 @@ def test_the_entry_page_fits_a_phone_width(staff_login, live_server):
     assert width <= PHONE["width"], f"the page is {width} px wide"
 
 
-@pytest.mark.parametrize("path", ["/", "/entries/", "/calls/", "/schemas/", "/invalidate/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/extract/",
+        "/entries/",
+        "/calls/",
+        "/schemas/",
+        "/invalidate/",
+        "/invalidate/?action=selection&target=state%3Dlive",
+        "/invalidations/",
+    ],
+)
 def test_every_page_fits_a_phone_width_under_a_two_row_header(staff_login, live_server, path):
     entry = EntryFactory(function="a_rather_long_module.with_submodules:extract_a_long_name")
     CallFactory(entry=entry)

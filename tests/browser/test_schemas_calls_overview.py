@@ -72,5 +72,5 @@ def test_the_overview_shows_what_the_cache_saved(staff_login, live_server, fake_
 
     expect(page.get_by_test_id("hit-rate")).to_have_text("66.7%")
     expect(page.get_by_test_id("tokens-saved")).to_have_text("2,200")
-    expect(page.get_by_role("img", name="Hits and misses")).to_be_visible()
+    expect(page.get_by_role("img", name="Hits, misses and errors")).to_be_visible()
     assert SchemaVersion.objects.filter(name="extractor.schemas.UserDetail").exists()

@@ -36,7 +36,7 @@ def entries() -> list[Entry]:
 def test_yes_invalidates_and_prints_the_count(entries):
     out, _ = run("--function", FUNCTION, "--yes")
 
-    assert f"Invalidating 3 live entries of function {FUNCTION}." in out
+    assert f"Invalidating 3 entries of function {FUNCTION}." in out
     assert "Invalidated 3 entries (invalidation #" in out
     invalidation = Invalidation.objects.get()
     assert (invalidation.action, invalidation.target, invalidation.status) == (
@@ -79,7 +79,7 @@ def test_a_schema_version(entries):
 def test_nothing_to_do_says_so(entries):
     out, _ = run("--model", "gpt-99", "--yes")
 
-    assert "Nothing to invalidate: no live entries of LLM model gpt-99." in out
+    assert "Nothing to invalidate: no entries of LLM model gpt-99 still hold a value." in out
     assert not Invalidation.objects.exists()
 
 

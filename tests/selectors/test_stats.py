@@ -212,17 +212,23 @@ def test_day_buckets_cover_the_window_with_empty_days_as_zero(settings):
     hits(entry, 2, created_at=now - dt.timedelta(days=2))
     CallFactory(entry=entry, outcome=Call.Outcome.MISS, created_at=now - dt.timedelta(days=2))
     hits(entry, 1, created_at=now - dt.timedelta(hours=1))
-    CallFactory(entry=None, outcome=Call.Outcome.ERROR, created_at=now)  # not drawn
+    # Exactly at `now`, on the hour: its hour is in the window (SQLite too).
+    CallFactory(entry=None, outcome=Call.Outcome.ERROR, created_at=now)
+    CallFactory(entry=None, outcome=Call.Outcome.BYPASS, created_at=now)  # not drawn
 
     result = overview(days=7, now=now)
 
     assert result.bucket == "day"
     days = [timezone.localtime(b.start).date() for b in result.series]
     assert days == [dt.date(2025, 3, 13) + dt.timedelta(days=n) for n in range(8)]
-    counts = {timezone.localtime(b.start).date(): (b.hits, b.misses) for b in result.series}
-    assert counts[dt.date(2025, 3, 18)] == (2, 1)
-    assert counts[dt.date(2025, 3, 20)] == (1, 0)
-    assert sum(b.total for b in result.series) == 4
+    counts = {
+        timezone.localtime(b.start).date(): (b.hits, b.misses, b.errors) for b in result.series
+    }
+    assert counts[dt.date(2025, 3, 18)] == (2, 1, 0)
+    assert counts[dt.date(2025, 3, 20)] == (1, 0, 1)
+    assert counts[dt.date(2025, 3, 19)] == (0, 0, 0)
+    assert sum(b.total for b in result.series) == 5
+    assert result.total.errors == 1
 
 
 def test_a_call_late_in_the_local_day_is_counted_on_that_local_day(settings):

@@ -239,6 +239,17 @@ def test_an_entry_whose_function_is_gone_says_why_it_cannot_be_replayed(staff_cl
     assert reverse("extractor:replay-start", args=[entry.pk]) not in html
 
 
+def test_a_stale_entry_that_cannot_be_replayed_does_not_suggest_replaying_it(staff_client):
+    CachedFunctionFactory(name="nowhere.module:gone", schema_version=SchemaVersionFactory())
+    entry = EntryFactory(function="nowhere.module:gone")
+
+    html = staff_client.get(url(entry)).content.decode()
+
+    stale_note = html.split('data-testid="stale"')[1].split("</div>")[0]
+    assert "Invalidate it to free the space." in stale_note
+    assert "replay it" not in stale_note
+
+
 def test_cached_output_is_escaped(staff_client):
     entry = EntryFactory(output={"name": "<script>alert(1)</script>", "age": 1})
 

@@ -20,8 +20,11 @@ def test_htmx_disables_every_field_of_the_form_during_the_request(staff_client):
     disabled = re.search(r'\bhx-disabled-elt="([^"]+)"', form.group(0))
     assert form_id
     assert disabled
-    # Each field kind of the form (text, schema and model, the button), within this form.
+    # Each field kind of the form (text, schema and model, the refresh box, the
+    # button), within this form.
     selectors = {part.strip() for part in disabled.group(1).split(",")}
-    assert selectors == {f"#{form_id.group(1)} {tag}" for tag in ("textarea", "select", "button")}
+    kinds = ("textarea", "select", "input", "button")
+    assert selectors == {f"#{form_id.group(1)} {tag}" for tag in kinds}
     assert "<textarea" in html
     assert "<select" in html
+    assert 'type="checkbox" name="refresh"' in html

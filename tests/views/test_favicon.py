@@ -23,3 +23,10 @@ def test_the_pages_link_an_svg_icon_that_is_served(client: Client):
     assert icon.status_code == 200
     assert icon["Content-Type"] == "image/svg+xml"
     assert b"<svg" in b"".join(icon.streaming_content)
+
+
+def test_the_admin_pages_link_the_icon_too(admin_client: Client):
+    html = admin_client.get(reverse("admin:index")).content.decode()
+
+    assert '<link rel="icon" type="image/svg+xml" href="/static/extractor/favicon.svg' in html
+    assert "Site administration" in html  # still Django's own admin layout

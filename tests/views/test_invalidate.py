@@ -108,8 +108,8 @@ def test_nothing_to_invalidate_says_so_and_offers_no_button(staff_client, cache_
 
     html = response.content.decode()
     assert response.status_code == 200
-    assert f"There are no live entries of entry #{cache_rows['gone'].pk}" in html
-    assert "nothing to invalidate" in html
+    assert f"no cached value is left for entry #{cache_rows['gone'].pk}." in html
+    assert "Nothing to invalidate" in html
     assert 'method="post"' not in html.split("<main>")[1]
 
 
@@ -277,7 +277,7 @@ def test_a_backend_failure_leaves_rows_marked_and_a_retry_finishes(
     page = staff_client.get(response["Location"]).content.decode()
     assert "3 entries are still marked" in page
     assert retry_url(invalidation.pk) in page
-    assert "The backend failed" in page
+    assert "It stopped:" in page
 
     settings.EXTRACTOR_CACHE_URL = redis_servers().url  # Redis is back
     retried = staff_client.post(retry_url(invalidation.pk))
@@ -446,3 +446,15 @@ def test_users_who_are_not_staff_are_refused(plain_user_client, method, url):
 
     assert response.status_code == 403
     assert Invalidation.objects.get(pk=1).status == Invalidation.Status.FAILED
+
+
+def test_a_failed_invalidation_with_nothing_left_marked_offers_to_mark_it_done(staff_client):
+    failed = InvalidationFactory(status=Invalidation.Status.FAILED, matched=2, removed=2)
+
+    page = staff_client.get(detail_url(failed.pk)).content.decode()
+    staff_client.post(retry_url(failed.pk))
+
+    assert "No entry is still marked" in page
+    assert "Retry the remaining 0" not in page
+    failed.refresh_from_db()
+    assert failed.status == Invalidation.Status.DONE

@@ -157,8 +157,15 @@ def test_the_chooser_offers_functions_versions_and_models_that_exist(staff_clien
     html = staff_client.get(CONFIRM).content.decode()
 
     choosers = html.split('data-testid="choosers"')[1]
-    # Two functions share a short name: each is offered by its full name.
-    assert f'<option value="{USER_DETAIL}">{USER_DETAIL}</option>' in choosers
+    # Two functions share a short name: each is offered with its module.
+    assert (
+        f'<option value="{USER_DETAIL}">extract_UserDetail (extractor.extraction)</option>'
+        in choosers
+    )
+    assert (
+        '<option value="other.module:extract_UserDetail">extract_UserDetail (other.module)</option>'
+        in choosers
+    )
     assert f'<option value="{rows["v1"].pk}">UserDetail v1</option>' in choosers
     assert '<option value="gpt-4o-mini">gpt-4o-mini</option>' in choosers
     assert 'name="action" value="stale"' in choosers

@@ -21,7 +21,10 @@ pytestmark = pytest.mark.django_db
 
 URL = reverse("extractor:overview")
 PRICES = {"model-a": (1.0, 0.5, 2.0)}  # USD per million tokens: input, cached input, output
-GROUP = re.compile(r'<g class="bucket" data-start="([^"]+)" data-hits="(\d+)" data-misses="(\d+)">')
+GROUP = re.compile(
+    r'<g class="bucket" data-start="([^"]+)" data-hits="(\d+)" data-misses="(\d+)"'
+    r' data-errors="(\d+)">'
+)
 
 
 def figure(html: str, name: str) -> str:
@@ -30,10 +33,15 @@ def figure(html: str, name: str) -> str:
     return match.group(1)
 
 
-def groups(html: str) -> list[tuple[dt.date, int, int]]:
+def groups(html: str) -> list[tuple[dt.date, int, int, int]]:
     return [
-        (timezone.localtime(dt.datetime.fromisoformat(start)).date(), int(hits), int(misses))
-        for start, hits, misses in GROUP.findall(html)
+        (
+            timezone.localtime(dt.datetime.fromisoformat(start)).date(),
+            int(hits),
+            int(misses),
+            int(errors),
+        )
+        for start, hits, misses, errors in GROUP.findall(html)
     ]
 
 
@@ -141,21 +149,29 @@ def test_the_window_links_work_without_javascript_and_with_htmx(staff_client, kn
 
 
 def test_the_chart_has_one_group_per_day_with_the_counts(staff_client, known_calls):
+    CallFactory(
+        entry=None, outcome=Call.Outcome.ERROR, created_at=known_calls - dt.timedelta(days=3)
+    )
+
     html = staff_client.get(URL, {"days": "30"}).content.decode()
 
     drawn = groups(html)
     today = timezone.localdate(known_calls)
     assert len(drawn) == 31  # 30 days back to today, empty days included
     assert drawn[-1][0] == today
-    counts = {day: (hits, misses) for day, hits, misses in drawn}
-    assert counts[today - dt.timedelta(days=2)] == (0, 1)
-    assert counts[today - dt.timedelta(days=1)] == (3, 1)
-    assert sum(hits + misses for _day, hits, misses in drawn) == 5
+    counts = {day: (hits, misses, errors) for day, hits, misses, errors in drawn}
+    assert counts[today - dt.timedelta(days=3)] == (0, 0, 1)
+    assert counts[today - dt.timedelta(days=2)] == (0, 1, 0)
+    assert counts[today - dt.timedelta(days=1)] == (3, 1, 0)
+    assert sum(sum(drawn_counts) for _day, *drawn_counts in drawn) == 6
     assert 'role="img"' in html
-    assert 'aria-label="Hits and misses per day' in html
-    assert "3 hits, 2 misses in total" in html
+    assert 'aria-label="Hits, misses and errors per day' in html
+    assert "3 hits, 2 misses, 1 error in total" in html
+    assert 'class="key key-error"></span> Errors' in html  # the legend
     assert "<details" in html
-    assert html.count('<tr><th scope="row">') == 31
+    table = html.split('class="chart-data"', 1)[1].split("</details>", 1)[0]
+    assert table.count('<tr><th scope="row">') == 31
+    assert '<th scope="col" class="num">Errors</th>' in table
 
 
 def test_the_last_24_hours_are_drawn_per_hour(staff_client, known_calls):
@@ -177,7 +193,7 @@ def test_the_chart_escapes_every_label():
     assert "<script>" not in html
     assert 'aria-label="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; per day' in html
     assert "<title>" in html
-    assert "2 hits, 1 miss" in html
+    assert "2 hits, 1 miss, 0 errors" in html
 
 
 def test_an_empty_series_is_a_sentence_not_a_chart():
@@ -186,7 +202,7 @@ def test_an_empty_series_is_a_sentence_not_a_chart():
     )
 
     assert "<svg" not in html
-    assert "No hits or misses" in html
+    assert "No hits, misses or errors in this window" in html
 
 
 @pytest.mark.parametrize(
@@ -316,3 +332,58 @@ def test_calls_are_shown_by_how_long_they_took(staff_client, known_calls):
     )
     # Three hits of 0.5 ms; a miss of 800 ms and one of the factory's 0.02 ms.
     assert rows == [("≤ 0.1 ms", "0", "1"), ("≤ 1 ms", "3", "0"), ("≤ 1 s", "0", "1")]
+
+
+CELL = re.compile(r"<t[hd][^>]*>.*?</t[hd]>")
+
+
+def rows(html: str, kind: str) -> list[list[str]]:
+    """The cells of a breakdown table, tags stripped."""
+    table = html.split(f'data-testid="{kind}-table"', 1)[1].split("</table>", 1)[0]
+    return [
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in CELL.findall(row)]
+        for row in re.findall(r'<tr data-testid="[a-z]+-row">(.*?)</tr>', table, re.S)
+    ]
+
+
+def test_each_function_and_model_has_its_row(staff_client, known_calls):
+    html = staff_client.get(URL).content.decode()
+
+    # The fixture's entries share the factory's function and model-a.
+    function = "extractor.extraction:extract_UserDetail"
+    assert f'<th scope="row" title="{function}">extract_UserDetail</th>' in html
+    # Name, calls, hit rate, hits, misses, errors, hit time, miss time, tokens, cost...
+    assert rows(html, "function")[0][:10] == [
+        "extract_UserDetail",
+        "5",
+        "60.0%",
+        "3",
+        "2",
+        "0",
+        "≤ 1 ms / ≤ 1 ms",
+        "≤ 0.1 ms / ≤ 1 s",
+        "4,500",
+        "$0.0057",
+    ]
+    assert [row[:5] for row in rows(html, "model")] == [["model-a", "5", "60.0%", "3", "2"]]
+    assert len(rows(html, "schema")) == 2
+
+
+def test_percentiles_say_they_are_read_from_buckets(staff_client, known_calls):
+    html = " ".join(staff_client.get(URL).content.decode().split())
+
+    assert 'Hit time p50 / p95 <span class="muted">(cache)</span>' in html
+    assert 'Miss time p50 / p95 <span class="muted">(LLM)</span>' in html
+    assert "named by its upper bound" in html  # the column's title
+    assert 'data-testid="percentiles-note"' in html
+    assert "not interpolated" in html
+    assert "Misses (LLM): p50 ≤ 0.1 ms, p95 ≤ 1 s." in html
+
+
+def test_a_quiet_window_has_no_breakdown_tables(staff_client):
+    CallFactory(entry=EntryFactory(), created_at=timezone.now() - dt.timedelta(days=60))
+
+    html = staff_client.get(URL).content.decode()
+
+    assert 'data-testid="function-table"' not in html
+    assert "No calls in this window" in html

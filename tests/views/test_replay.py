@@ -72,13 +72,20 @@ def test_an_identical_answer_says_so(staff_client, fake_llm, cached_entry):
     assert "<strong>Identical</strong>" in response.content.decode()
 
 
-def test_keeping_the_cached_value_changes_nothing(staff_client, fake_llm, cached_entry):
+def test_keeping_the_cached_value_changes_nothing_and_says_so(staff_client, fake_llm, cached_entry):
     fake_llm.answer_with({"name": "Jason", "age": 26})
     page = start(staff_client, cached_entry, follow=True)
-    keep_link = f'href="{reverse("extractor:entry", args=[cached_entry.pk])}">Keep the cached value'
+    replay = Replay.objects.get()
+    keep = reverse("extractor:replay-keep", args=[replay.pk])
+    assert f'action="{keep}"' in page.content.decode()
 
-    assert keep_link in page.content.decode()
-    staff_client.get(reverse("extractor:entry", args=[cached_entry.pk]))
+    response = staff_client.post(keep, follow=True)
+
+    assert response.redirect_chain == [(reverse("extractor:entry", args=[cached_entry.pk]), 302)]
+    assert messages_of(response) == [
+        f"Kept the cached value of entry #{cached_entry.pk}; the replay's output was discarded."
+    ]
+    assert 'class="message success"' in response.content.decode()
     cached_entry.refresh_from_db()
     assert cached_entry.status == Entry.Status.LIVE
     assert cached_entry.output == {"name": "Jason", "age": 25}
@@ -90,6 +97,35 @@ def test_keeping_the_cached_value_changes_nothing(staff_client, fake_llm, cached
         "age": 25,
     }
     assert fake_llm.count == 0
+
+
+def test_keeping_after_the_replay_replaced_the_value_says_it_is_too_late(
+    staff_client, fake_llm, cached_entry
+):
+    fake_llm.answer_with({"name": "Jason", "age": 26})
+    start(staff_client, cached_entry)
+    replay = Replay.objects.get()
+    staff_client.post(reverse("extractor:replay-accept", args=[replay.pk]))
+    new = Entry.objects.get(status=Entry.Status.LIVE)
+
+    response = staff_client.post(reverse("extractor:replay-keep", args=[replay.pk]), follow=True)
+
+    assert response.redirect_chain == [(reverse("extractor:entry", args=[new.pk]), 302)]
+    assert any("already replaced the cached value" in m for m in messages_of(response))
+    assert Entry.objects.get(status=Entry.Status.LIVE) == new
+
+
+def test_keeping_an_invalidated_entry_says_there_is_nothing_to_keep(
+    staff_client, fake_llm, cached_entry
+):
+    start(staff_client, cached_entry)
+    replay = Replay.objects.get()
+    Entry.objects.filter(pk=cached_entry.pk).update(status=Entry.Status.INVALIDATED)
+
+    response = staff_client.post(reverse("extractor:replay-keep", args=[replay.pk]), follow=True)
+
+    assert any("no cached value to keep" in m for m in messages_of(response))
+    assert not any(m.startswith("Kept") for m in messages_of(response))
 
 
 def test_accepting_replaces_the_value_and_the_next_call_hits_it(
@@ -216,6 +252,8 @@ def test_posts_need_a_csrf_token(staff_user, cached_entry, fake_llm):
 
     assert start(client, cached_entry).status_code == 403
     assert fake_llm.count == 0
+    replay = Replay.objects.create(entry=cached_entry, output=cached_entry.output)
+    assert client.post(reverse("extractor:replay-keep", args=[replay.pk])).status_code == 403
 
 
 def test_get_on_post_only_urls_is_405(staff_client, cached_entry, fake_llm):
@@ -225,6 +263,7 @@ def test_get_on_post_only_urls_is_405(staff_client, cached_entry, fake_llm):
     start_url = reverse("extractor:replay-start", args=[cached_entry.pk])
     assert staff_client.get(start_url).status_code == 405
     assert staff_client.get(reverse("extractor:replay-accept", args=[replay.pk])).status_code == 405
+    assert staff_client.get(reverse("extractor:replay-keep", args=[replay.pk])).status_code == 405
     assert staff_client.post(reverse("extractor:replay", args=[replay.pk])).status_code == 405
 
 
@@ -232,6 +271,7 @@ def test_unknown_ids_are_404(staff_client):
     assert staff_client.post(reverse("extractor:replay-start", args=[999999])).status_code == 404
     assert staff_client.get(reverse("extractor:replay", args=[999999])).status_code == 404
     assert staff_client.post(reverse("extractor:replay-accept", args=[999999])).status_code == 404
+    assert staff_client.post(reverse("extractor:replay-keep", args=[999999])).status_code == 404
 
 
 def access_urls(entry: Entry, replay: Replay) -> list[tuple[str, str]]:
@@ -239,6 +279,7 @@ def access_urls(entry: Entry, replay: Replay) -> list[tuple[str, str]]:
         ("post", reverse("extractor:replay-start", args=[entry.pk])),
         ("get", reverse("extractor:replay", args=[replay.pk])),
         ("post", reverse("extractor:replay-accept", args=[replay.pk])),
+        ("post", reverse("extractor:replay-keep", args=[replay.pk])),
     ]
 
 

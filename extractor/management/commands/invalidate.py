@@ -56,9 +56,11 @@ class Command(BaseCommand):
             scope = self._scope(options)
             count = service.invalidation_count(scope)
             if count == 0:
-                self._say(f"Nothing to invalidate: no live entries of {scope.describe()}.")
+                self._say(
+                    f"Nothing to invalidate: no entries of {scope.describe()} still hold a value."
+                )
                 return
-            what = f"{count} live entries of {scope.describe()}"
+            what = f"{count} entries of {scope.describe()}"
             run = partial(service.invalidation_run, scope=scope, by=None)
         self._confirm(what, options["yes"])
         invalidation = self._with_progress(count, run)
