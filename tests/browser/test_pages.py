@@ -86,7 +86,7 @@ def test_invalidating_one_entry_from_its_page_leaves_the_others_live(
     expect(page.get_by_test_id("invalidated")).to_contain_text("by grace")
     # Going back to the confirmation now finds nothing left to do.
     page.goto(f"{base}/invalidate/?action=entry&target={dropped}")
-    expect(page.get_by_test_id("confirm-count")).to_contain_text("nothing to invalidate")
+    expect(page.get_by_test_id("confirm-count")).to_contain_text("Nothing to invalidate")
     expect(page.get_by_role("button", name=re.compile("^Invalidate"))).to_have_count(0)
 
 
