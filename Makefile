@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck bench setup browser clean
+.PHONY: run serve test lint typecheck bench setup browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,32 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 ## setup: the venv with the dev tools, for working on the project
 setup: $(DEV_STAMP)
 
-## run: set everything up and serve the dashboard on http://127.0.0.1:8000 (SQLite + diskcache)
+## run: set everything up and serve the dashboard on http://127.0.0.1:8000 (SQLite + diskcache),
+## with the background worker that runs invalidations beside it (stopped with the server)
 run: $(RUN_STAMP)
 	$(BIN)/python manage.py migrate --noinput
+	@# The worker is started again if it stops: on SQLite it exits when another write holds
+	@# the database longer than the lock timeout.
+	( trap 'kill $$pid 2>/dev/null; exit' INT TERM; \
+	  while :; do $(BIN)/python manage.py db_worker --no-reload & pid=$$!; wait $$pid; sleep 2; done \
+	) & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+# Development runs with DEBUG on: plain http on 127.0.0.1, tracebacks, the development key.
+run: export DJANGO_DEBUG ?= 1
+
+## serve: production: gunicorn with DEBUG off (WEB_CONCURRENCY processes x GUNICORN_THREADS
+## threads on GUNICORN_BIND, default 127.0.0.1:8000); needs DJANGO_SECRET_KEY. README
+## "Deploying for a team" has the rest.
+serve: export DJANGO_DEBUG := 0
+serve: $(RUN_STAMP)
+	@# Loads the config and the app: a development secret key stops here, before any write.
+	$(BIN)/gunicorn --check-config --config cachesite/gunicorn.conf.py cachesite.wsgi
+	$(BIN)/python manage.py check --deploy
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py migrate --noinput
+	exec $(BIN)/gunicorn --config cachesite/gunicorn.conf.py cachesite.wsgi
 
 # The suites that write through the ORM and raw SQL run again on a real PostgreSQL.
 POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/cachesite

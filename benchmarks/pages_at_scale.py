@@ -550,6 +550,8 @@ def setup_django(database_url: str, data_dir: Path) -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
+    # DEBUG off serves hashed static names from a manifest, as `make serve` does.
+    call_command("collectstatic", interactive=False, verbosity=0)
 
 
 # -- the load ----------------------------------------------------------------------
@@ -960,7 +962,8 @@ def time_pages(load: Load, repeat: int) -> list[Timing]:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    client = Client()
+    # Over https, as production serves it: DEBUG off redirects plain http.
+    client = Client(secure=True)
     client.force_login(get_user_model().objects.get(pk=load.staff_id))
     timings = [Timing(page) for page in pages(load)]
     print(f"  first pass: status and queries of {len(timings)} pages", file=sys.stderr)

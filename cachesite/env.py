@@ -12,6 +12,9 @@ from django.core.exceptions import ImproperlyConfigured
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
+# Good for a laptop only: it is in the source, so anyone could sign sessions with it.
+DEVELOPMENT_SECRET_KEY = "cachesite-insecure-local-development-key"
+
 
 def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
@@ -112,3 +115,20 @@ def _split_top_level_commas(raw: str) -> list[str]:
         current.append(char)
     items.append("".join(current))
     return items
+
+
+def refuse_development_secret_key(*, debug: bool, secret_key: str) -> None:
+    """Stop a production start (DEBUG off) that would sign with a key anyone can read.
+
+    Called where the site starts serving (cachesite/wsgi.py, gunicorn's master), not in
+    settings: management commands and the tests keep working on a laptop without a key.
+    """
+    if debug or secret_key not in {"", DEVELOPMENT_SECRET_KEY}:
+        return
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set (or is the development key) and DJANGO_DEBUG is off: "
+        "refusing to serve with a key anyone can read. Generate one with "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`, keep it secret and "
+        "the same on every web process, and set it as DJANGO_SECRET_KEY "
+        "(or set DJANGO_DEBUG=1 for local development)."
+    )

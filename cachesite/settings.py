@@ -10,8 +10,18 @@ from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
+from csp.constants import NONE, SELF
 
-from cachesite.env import env_bool, env_float, env_int, env_json, env_list, env_patterns, env_str
+from cachesite.env import (
+    DEVELOPMENT_SECRET_KEY,
+    env_bool,
+    env_float,
+    env_int,
+    env_json,
+    env_list,
+    env_patterns,
+    env_str,
+)
 
 # Lets ModelAdmin[Model] and friends be subscripted at runtime, as mypy sees them.
 django_stubs_ext.monkeypatch()
@@ -21,10 +31,57 @@ DATA_DIR = Path(env_str("CACHESITE_DATA_DIR", str(BASE_DIR / ".data"))).resolve(
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-# The fallback key is only good for a laptop; README says to set one elsewhere.
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "cachesite-insecure-local-development-key")
+# The fallback key is only good for a laptop: serving with it and DEBUG off is refused
+# (cachesite/wsgi.py), so production must set a real one.
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or DEVELOPMENT_SECRET_KEY
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+# What `manage.py check --deploy` asks for. With DEBUG off each defaults to the safe
+# production value (the site is served over HTTPS only); with DEBUG on, to plain http on
+# 127.0.0.1. README "Deploying for a team" lists them.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", not DEBUG)
+# Only behind a proxy that sets X-Forwarded-Proto itself (and strips the client's):
+# trusted from anyone else, the header would let a client claim https.
+if env_bool("CACHESITE_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Every response. The pages load only their own scripts and styles (htmx is vendored,
+# no inline script or style), so nothing needs 'unsafe-inline' or 'unsafe-eval'.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# The dashboard uses none of these browser features; nothing it embeds may either.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "browsing-topics",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "payment",
+        "usb",
+    )
+}
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -37,10 +94,16 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "template_partials",
+    "django_tasks",
+    "django_tasks_db",
     "extractor",
 ]
 
 MIDDLEWARE = [
+    # Outermost, so every response gets both headers: static files (WhiteNoise) and
+    # SecurityMiddleware's own redirects to https too.
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -92,6 +155,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Background jobs (invalidations) through django-tasks: queued in the database and run by
+# `manage.py db_worker` (`make run` starts one). TASKS_BACKEND=
+# django_tasks.backends.immediate.ImmediateBackend runs them inside the request instead.
+TASKS = {
+    "default": {
+        "BACKEND": env_str("TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
+        "QUEUES": ["default"],
+    }
+}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -112,8 +185,18 @@ STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
-# Serve straight from the app's static folders: no collectstatic step to forget.
-WHITENOISE_USE_FINDERS = True
+# Development serves straight from the app's static folders (no collectstatic step to
+# forget); production (`make serve` runs collectstatic) serves compressed files with a
+# content hash in their names, cached by browsers for good.
+WHITENOISE_USE_FINDERS = DEBUG
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
 LOGGING = {
     "version": 1,
@@ -165,6 +248,11 @@ EXTRACTOR_REDACT_PATTERNS = env_patterns("EXTRACTOR_REDACT_PATTERNS")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or None
 EXTRACTOR_LLM_TIMEOUT = env_float("EXTRACTOR_LLM_TIMEOUT", 60.0)
+# Seconds a miss's cross-process lock (Redis, diskcache) lasts: a process that
+# dies computing blocks the others at most this long; by default the LLM timeout.
+EXTRACTOR_SINGLE_FLIGHT_LEASE_SECONDS = env_float(
+    "EXTRACTOR_SINGLE_FLIGHT_LEASE_SECONDS", EXTRACTOR_LLM_TIMEOUT
+)
 EXTRACTOR_LLM_MAX_RETRIES = env_int("EXTRACTOR_LLM_MAX_RETRIES", 2)
 EXTRACTOR_DEFAULT_MODEL = env_str("EXTRACTOR_DEFAULT_MODEL", "gpt-4o-mini")
 EXTRACTOR_MODELS = env_list("EXTRACTOR_MODELS", ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"])

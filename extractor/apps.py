@@ -41,11 +41,19 @@ def configure_cache_from_settings() -> None:
         backend_from_url(url).close()
     except CacheConfigurationError as exc:
         raise ImproperlyConfigured(f"EXTRACTOR_CACHE_URL: {exc}") from exc
-    configure(url=url, ttl=settings.EXTRACTOR_CACHE_TTL, enabled=settings.EXTRACTOR_CACHE_ENABLED)
+    try:
+        configure(
+            url=url,
+            ttl=settings.EXTRACTOR_CACHE_TTL,
+            enabled=settings.EXTRACTOR_CACHE_ENABLED,
+            single_flight_lease=settings.EXTRACTOR_SINGLE_FLIGHT_LEASE_SECONDS,
+        )
+    except CacheConfigurationError as exc:
+        raise ImproperlyConfigured(f"EXTRACTOR_SINGLE_FLIGHT_LEASE_SECONDS: {exc}") from exc
 
 
 def _on_setting_changed(*, setting: str, **_: Any) -> None:
-    if setting.startswith("EXTRACTOR_CACHE_"):
+    if setting.startswith(("EXTRACTOR_CACHE_", "EXTRACTOR_SINGLE_FLIGHT_")):
         configure_cache_from_settings()
     elif setting.startswith("EXTRACTOR_RECORD_"):
         from extractor.recording import install_recorder

@@ -77,6 +77,8 @@ class Invalidation(models.Model):
         SELECTION = "selection", "Filtered entries"
 
     class Status(models.TextChoices):
+        # Waiting for a worker to take its job (services.invalidation, extractor.tasks).
+        QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed, retry to finish"
@@ -93,6 +95,14 @@ class Invalidation(models.Model):
     matched = models.PositiveIntegerField(default=0)
     removed = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    # When its rows were marked (one UPDATE, done by the job): a retry must not mark again,
+    # or it would take in entries stored after the invalidation was asked for.
+    marked_at = models.DateTimeField(null=True, blank=True)
+    # The lease: the run that holds it (a token per run) and when it last made progress.
+    # Only the holder may write progress, so two jobs for one invalidation never both work
+    # on it; a RUNNING or QUEUED one with an old heartbeat was cut off and may be retried.
+    claimed_by = models.CharField(max_length=32, blank=True)
+    heartbeat_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-created_at"]
@@ -312,6 +322,10 @@ class CallRollup(models.Model):
     itemised = models.BigIntegerField(default=0)
     # Hits whose entry row was unknown: counted, but what they saved is not.
     without_entry = models.BigIntegerField(default=0)
+    # Hits only: of `calls`, those that waited for another caller's computation of
+    # the same key (a thread, task or process; single-flight) instead of calling
+    # the LLM themselves.
+    coalesced = models.BigIntegerField(default=0)
     latency_ms_sum = models.FloatField(default=0)
     latency_ms_max = models.FloatField(default=0)
     # How many calls took at most LATENCY_BOUNDS_MS[i] (and more than the bound

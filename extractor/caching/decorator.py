@@ -36,6 +36,7 @@ from extractor.caching.envelope import (
 from extractor.caching.errors import BackendError, CacheConfigurationError, CorruptValue, KeyFault
 from extractor.caching.events import (
     CallEvent,
+    CoalescedHit,
     FunctionInfo,
     MissReason,
     Outcome,
@@ -46,7 +47,12 @@ from extractor.caching.events import (
 from extractor.caching.keys import KeyBuilder, schema_fingerprint
 from extractor.caching.naming import function_name, owner_class
 from extractor.caching.registry import register, registered
-from extractor.caching.singleflight import AsyncSingleFlight, SingleFlight
+from extractor.caching.singleflight import (
+    AsyncSingleFlight,
+    SingleFlight,
+    arun_shared,
+    run_shared,
+)
 from extractor.caching.usage import billed_usage
 
 logger = logging.getLogger("extractor.caching")
@@ -95,8 +101,9 @@ def bypass() -> Iterator[None]:
 def capture_calls() -> Iterator[list[Record]]:
     """Collect the records of decorated calls made within this block.
 
-    A hit is a HitRecord tuple (function, key, started, latency); anything else
-    is a CallEvent.
+    A hit is a HitRecord tuple (function, key, started, latency), a CoalescedHit
+    (the same fields) when another caller computed the value; anything else is a
+    CallEvent.
     """
     events: list[Record] = []
     token = _enter_scope(sink=events)
@@ -473,7 +480,7 @@ class CachedFunction:
         reason: str | None,
         error: str | None,
     ) -> Any:
-        def compute() -> Any:
+        def compute(note: str | None) -> Any:
             result = self._run(call, key, arguments, started, reason)
             envelope = self._envelope_for(result, started)
             stored, set_error = False, None
@@ -486,11 +493,21 @@ class CachedFunction:
                 else:
                     stored = True
                     backend.mark_working()
-            self._record_miss(key, arguments, started, envelope, stored, reason, error, set_error)
+            self._record_miss(
+                key, arguments, started, envelope, stored, reason, error or note, set_error
+            )
             return result
 
-        result, shared = self._flight.run(key, compute)
-        if shared:
+        def compute_across_processes() -> tuple[Any, bool]:
+            # This process's one caller for the key (the threads coalesced already).
+            backend = self.backend()
+            if not backend.shares_flights or not self._backend_usable():
+                return compute(None), False
+            lease = _defaults.state.single_flight_lease
+            return run_shared(backend, key, compute, self._read_hit, lease=lease)
+
+        (result, elsewhere), shared = self._flight.run(key, compute_across_processes)
+        if shared or elsewhere:
             self._record_shared(key, started)
         return result
 
@@ -503,7 +520,7 @@ class CachedFunction:
         reason: str | None,
         error: str | None,
     ) -> Any:
-        async def compute() -> Any:
+        async def compute(note: str | None) -> Any:
             result = await self._arun(call, key, arguments, started, reason)
             envelope = self._envelope_for(result, started)
             stored, set_error = False, None
@@ -516,11 +533,20 @@ class CachedFunction:
                 else:
                     stored = True
                     backend.mark_working()
-            self._record_miss(key, arguments, started, envelope, stored, reason, error, set_error)
+            self._record_miss(
+                key, arguments, started, envelope, stored, reason, error or note, set_error
+            )
             return result
 
-        result, shared = await self._async_flight.run(key, compute)
-        if shared:
+        async def compute_across_processes() -> tuple[Any, bool]:
+            backend = self.backend()
+            if not backend.shares_flights or not self._backend_usable():
+                return await compute(None), False
+            lease = _defaults.state.single_flight_lease
+            return await arun_shared(backend, key, compute, self._read_hit, lease=lease)
+
+        (result, elsewhere), shared = await self._async_flight.run(key, compute_across_processes)
+        if shared or elsewhere:
             self._record_shared(key, started)
         return result
 
@@ -684,8 +710,9 @@ class CachedFunction:
         )
 
     def _record_shared(self, key: str, started: float) -> None:
-        # Another caller computed this value while we waited: served without an LLM call.
-        self._record((self.info, key, started, perf_counter() - started))
+        # Another caller (thread, task or process) computed this value while we
+        # waited: a hit, counted apart as what single-flight saved.
+        self._record(CoalescedHit(self.info, key, started, perf_counter() - started))
 
     def _record_error(
         self, key: str, arguments: bytes, started: float, reason: str | None, exc: BaseException

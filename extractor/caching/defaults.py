@@ -11,11 +11,32 @@ import os
 import threading
 
 from extractor.caching.backends import CacheBackend, shared_backend
+from extractor.caching.errors import CacheConfigurationError
+
+
+def _lease_from_environment() -> float:
+    """EXTRACTOR_SINGLE_FLIGHT_LEASE_SECONDS, else the LLM timeout, else 60 s."""
+    for name in ("EXTRACTOR_SINGLE_FLIGHT_LEASE_SECONDS", "EXTRACTOR_LLM_TIMEOUT"):
+        raw = os.environ.get(name, "").strip()
+        if raw:
+            try:
+                value = float(raw)
+            except ValueError:
+                raise CacheConfigurationError(
+                    f"{name} must be a number of seconds, not {raw!r}"
+                ) from None
+            if value <= 0:
+                raise CacheConfigurationError(f"{name} must be positive, got {raw!r}")
+            return value
+    return 60.0
 
 
 class CacheDefaults:
     def __init__(self) -> None:
         self.url = os.environ.get("EXTRACTOR_CACHE_URL", "disk://.data/cache")
+        # How long a miss's cross-process lock lasts: a holder that dies blocks
+        # the other processes at most this long (singleflight.py).
+        self.single_flight_lease = _lease_from_environment()
         self.ttl: float | None = None
         self.enabled = True
         # After a connection-level failure (not one key's trouble), every function on
@@ -40,6 +61,7 @@ def configure(
     ttl: float | object | None = ...,
     enabled: bool | None = None,
     retry_after: float | None = None,
+    single_flight_lease: float | None = None,
 ) -> CacheDefaults:
     """Change the process defaults; arguments left out keep their value."""
     if url is not None and url != state.url:
@@ -51,6 +73,12 @@ def configure(
         state.enabled = enabled
     if retry_after is not None:
         state.retry_after = retry_after
+    if single_flight_lease is not None:
+        if single_flight_lease <= 0:
+            raise CacheConfigurationError(
+                f"the single-flight lease must be positive, got {single_flight_lease}"
+            )
+        state.single_flight_lease = float(single_flight_lease)
     return state
 
 

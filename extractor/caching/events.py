@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 from pydantic import BaseModel
@@ -100,7 +100,21 @@ class CallEvent:
 # process keeps up to a buffer's worth of them alive, and small tuples keep the
 # allocator's hot memory hot (a dataclass here made hits ~40% slower).
 HitRecord = tuple[FunctionInfo, str, float, float]
-Record = CallEvent | HitRecord
+
+
+class CoalescedHit(NamedTuple):
+    """A hit served by another caller's computation: this caller missed, waited for
+    the thread, task or process computing the key, and got its value without an
+    LLM call of its own. A tuple like HitRecord (code that reads hits reads these),
+    told apart by its type, so plain hits stay bare tuples."""
+
+    info: FunctionInfo
+    key: str
+    started: float
+    latency: float
+
+
+Record = CallEvent | HitRecord | CoalescedHit
 
 
 class Recorder(Protocol):

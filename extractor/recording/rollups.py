@@ -28,6 +28,7 @@ SUMMED = (
     "calls",
     "itemised",
     "without_entry",
+    "coalesced",
     "latency_ms_sum",
     *LATENCY_COLUMNS,
     "prompt_tokens",
@@ -48,6 +49,7 @@ class Counts:
     calls: int = 0
     itemised: int = 0
     without_entry: int = 0
+    coalesced: int = 0
     latency_ms_sum: float = 0.0
     latency_ms_max: float = 0.0
     slots: list[int] = field(default_factory=lambda: [0] * len(LATENCY_COLUMNS))
@@ -60,6 +62,7 @@ class Counts:
         self.calls += other.calls
         self.itemised += other.itemised
         self.without_entry += other.without_entry
+        self.coalesced += other.coalesced
         self.latency_ms_sum += other.latency_ms_sum
         self.latency_ms_max = max(self.latency_ms_max, other.latency_ms_max)
         self.slots = [mine + theirs for mine, theirs in zip(self.slots, other.slots, strict=True)]
@@ -74,6 +77,7 @@ class Counts:
             self.calls,
             self.itemised,
             self.without_entry,
+            self.coalesced,
             self.latency_ms_sum,
             *self.slots,
             self.prompt_tokens,
@@ -89,6 +93,7 @@ def counts_of(
     *,
     itemised: int,
     without_entry: int = 0,
+    coalesced: int = 0,
     tokens: tuple[int, int, int] = (0, 0, 0),
     original_latency_ms: float = 0.0,
 ) -> Counts:
@@ -98,6 +103,7 @@ def counts_of(
         calls=latencies.count,
         itemised=itemised,
         without_entry=without_entry,
+        coalesced=coalesced,
         latency_ms_sum=latencies.total * 1000,
         latency_ms_max=latencies.longest * 1000,
         slots=list(latencies.slots),
@@ -128,7 +134,7 @@ class Rollups:
         else:
             mine.add(counts)
 
-    def write(self) -> None:
+    def write(self, *, columns: tuple[str, ...] = COLUMNS) -> None:
         if not self.hours:
             return
         to_db = timestamp_adapter()
@@ -144,7 +150,7 @@ class Rollups:
             day_counts.add(counts)
         for (day, *identity), counts in days.items():
             rows.append((CallRollup.Span.DAY, to_db(day), *identity, *counts.values()))
-        upsert(rows)
+        upsert(rows, columns=columns)
 
 
 def local_day_start(unix: float) -> int:
@@ -154,23 +160,34 @@ def local_day_start(unix: float) -> int:
     return int(midnight.timestamp())
 
 
-def upsert(rows: list[tuple[Any, ...]]) -> None:
-    """Add rows (values in COLUMNS order) to the counters."""
+def upsert(rows: list[tuple[Any, ...]], *, columns: tuple[str, ...] = COLUMNS) -> None:
+    """Add rows (values in COLUMNS order) to the counters.
+
+    `columns`: the ones the table has, when a migration runs this before later
+    migrations added the rest (their values are dropped).
+    """
+    if columns != COLUMNS:
+        kept = [COLUMNS.index(name) for name in columns]
+        rows = [tuple(row[index] for index in kept) for row in rows]
     quote = connection.ops.quote_name
     table = quote(CallRollup._meta.db_table)
     greatest = "MAX" if connection.vendor == "sqlite" else "GREATEST"
-    updates = [f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}" for name in SUMMED]
+    updates = [
+        f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}"
+        for name in SUMMED
+        if name in columns
+    ]
     updates.append(
         f"{quote('latency_ms_max')} = {greatest}({table}.{quote('latency_ms_max')},"
         f" excluded.{quote('latency_ms_max')})"
     )
-    head = f"INSERT INTO {table} ({', '.join(quote(name) for name in COLUMNS)}) VALUES "
+    head = f"INSERT INTO {table} ({', '.join(quote(name) for name in columns)}) VALUES "
     tail = (
         f" ON CONFLICT ({', '.join(quote(name) for name in IDENTITY)})"
         f" DO UPDATE SET {', '.join(updates)}"
     )
-    values = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
-    per_statement = max(1, min(500, parameter_limit() // len(COLUMNS)))
+    values = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    per_statement = max(1, min(500, parameter_limit() // len(columns)))
     # One order for every writer: concurrent upserts lock rows in the same sequence.
     rows.sort(key=lambda row: tuple(str(value) for value in row[: len(IDENTITY)]))
     with connection.cursor() as cursor:
@@ -189,7 +206,9 @@ def rebuild_from_calls(call_model: type[Call] = Call) -> int:
     and for tests that lay out calls directly. It replaces every counter, so it
     is right only while the call log still holds every call. Calls with no
     schema version (neither their own nor their entry's) cannot be filed.
-    A migration passes its historical Call model.
+    A migration passes its historical Call model. The call log does not say
+    which hits waited for another caller's computation, so `coalesced` starts
+    again at 0.
     """
     bounds = (None, *LATENCY_BOUNDS_MS)
     slots = {
@@ -258,5 +277,8 @@ def rebuild_from_calls(call_model: type[Call] = Call) -> int:
         rollups.add(hour, group["function"], group["version"], model, group["outcome"], counts)
     with transaction.atomic():
         CallRollup.objects.all().delete()
-        rollups.write()
+        # A migration's table may lack columns added after it (coalesced).
+        rollup_model = call_model._meta.apps.get_model("extractor", "CallRollup")
+        present = {field.column for field in rollup_model._meta.concrete_fields}
+        rollups.write(columns=tuple(name for name in COLUMNS if name in present))
     return len(rollups.hours)

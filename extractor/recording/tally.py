@@ -21,7 +21,14 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 
 from extractor.caching.envelope import Usage
-from extractor.caching.events import _WALL_OFFSET, CallEvent, FunctionInfo, Outcome, Record
+from extractor.caching.events import (
+    _WALL_OFFSET,
+    CallEvent,
+    CoalescedHit,
+    FunctionInfo,
+    Outcome,
+    Record,
+)
 from extractor.models import LATENCY_BOUNDS_MS
 
 HOUR = 3600
@@ -68,6 +75,8 @@ class KeyHits:
     latencies: Latencies = field(default_factory=Latencies)
     last: float = 0.0  # perf_counter of the latest hit
     itemised: list[tuple[float, float]] = field(default_factory=list)  # (started, latency)
+    # Of the hits, those that waited for another caller's computation (single-flight).
+    coalesced: int = 0
 
 
 @dataclass(slots=True)
@@ -133,26 +142,31 @@ class Tally:
     def fold(self, records: list[Record]) -> None:
         if self.oldest is None and records:
             first = records[0]
-            self.oldest = first[2] if type(first) is tuple else first.started  # type: ignore[union-attr]
+            self.oldest = first[2] if isinstance(first, tuple) else first.started
         segment = self.segments[-1]
         hits, hit_keys = segment.hits, segment.hit_keys
         budget = self.budget
+        coalesced_hit = CoalescedHit  # a local: this loop runs once per hit
         for record in records:
+            coalesced = False
             if type(record) is not tuple:
-                event: CallEvent = record  # type: ignore[assignment]
-                # Only a stored value (kept as a row) changes which entry a hit of
-                # the key is credited to: nothing else needs the order kept.
-                if (
-                    event.key in hit_keys
-                    and event.stored
-                    and event.outcome == Outcome.MISS
-                    and self.rows < self.max_rows
-                ):
-                    segment = Segment()
-                    self.segments.append(segment)
-                    hits, hit_keys = segment.hits, segment.hit_keys
-                self._fold_computed(event, segment)
-                continue
+                if type(record) is coalesced_hit:
+                    coalesced = True
+                else:
+                    event: CallEvent = record  # type: ignore[assignment]
+                    # Only a stored value (kept as a row) changes which entry a hit of
+                    # the key is credited to: nothing else needs the order kept.
+                    if (
+                        event.key in hit_keys
+                        and event.stored
+                        and event.outcome == Outcome.MISS
+                        and self.rows < self.max_rows
+                    ):
+                        segment = Segment()
+                        self.segments.append(segment)
+                        hits, hit_keys = segment.hits, segment.hit_keys
+                    self._fold_computed(event, segment)
+                    continue
             info, key, started, latency = record
             wall = _WALL_OFFSET + started
             slot = (info, key, int(wall // HOUR))
@@ -169,6 +183,8 @@ class Tally:
             latencies.slots[bisect_left(_BOUNDS_S, latency)] += 1
             if started > key_hits.last:
                 key_hits.last = started
+            if coalesced:
+                key_hits.coalesced += 1
             if self.rows >= self.max_rows:
                 continue
             if budget is not None:

@@ -424,6 +424,7 @@ def _write_hits(
                 latencies,
                 itemised=len(key_hits.itemised),
                 without_entry=0 if entry else latencies.count,
+                coalesced=key_hits.coalesced,
                 # What the hits saved: what their entry's LLM call cost, each time.
                 tokens=(
                     (

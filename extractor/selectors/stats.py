@@ -111,6 +111,9 @@ class Savings:
     # Hits whose entry row is gone or was never recorded: counted in the hit
     # rate, but what they saved is unknown.
     hits_without_entry: int = 0
+    # Hits that were misses waiting for another caller's computation of the same
+    # key (single-flight): LLM calls that a stampede would otherwise have made.
+    coalesced: int = 0
     latency_saved_ms: float = 0.0
     tokens_saved: int = 0
     cost_saved: float = 0.0
@@ -158,6 +161,7 @@ class Savings:
         self.calls += calls
         self.hits += calls
         self.hits_without_entry += without_entry
+        self.coalesced += row.get("coalesced") or 0
         _add_slots(self.hit_latency, row)
         if calls == without_entry:
             return
@@ -380,6 +384,7 @@ def _sums(rollups: QuerySet[CallRollup], *keys: str) -> QuerySet[CallRollup, dic
             calls=Sum("calls"),
             itemised=Sum("itemised"),
             without_entry=Sum("without_entry"),
+            coalesced=Sum("coalesced"),
             latency_ms=Sum("latency_ms_sum"),
             original_ms=Sum("original_latency_ms_sum"),
             prompt=Sum("prompt_tokens"),

@@ -20,12 +20,13 @@ from extractor.models import Entry, Invalidation, SchemaVersion
 from extractor.selectors.display_names import display_names
 from extractor.selectors.entries import describe_selection, selection_filters
 from extractor.selectors.invalidation_targets import invalidation_choosers
-from extractor.services.invalidation import invalidation_retry as retry_invalidation
 from extractor.services.invalidation import (
+    invalidation_request,
+    invalidation_requeue,
     invalidation_retryable,
-    invalidation_run,
     invalidation_split,
     invalidation_tally,
+    invalidation_waiting,
 )
 
 PAGE_SIZE = 50
@@ -42,7 +43,7 @@ class InvalidationRow:
 @staff_required
 def invalidate(request: HtmxHttpRequest) -> HttpResponse:
     """GET: say how many entries (live, stale) an action would touch; changes nothing.
-    POST: do it."""
+    POST: queue the job that does it, and show its progress."""
     data = request.POST if request.method == "POST" else request.GET
     if request.method == "GET" and "action" not in data and "target" not in data:
         # No scope asked for yet: offer the choosers, not an error.
@@ -56,15 +57,8 @@ def invalidate(request: HtmxHttpRequest) -> HttpResponse:
         )
     scope = form.scope()
     if request.method == "POST":
-        invalidation = invalidation_run(scope=scope, by=request.user)  # type: ignore[arg-type]
-        if invalidation.status == Invalidation.Status.DONE:
-            messages.success(
-                request,
-                f"Invalidated {invalidation.removed} {pluralize_entries(invalidation.removed)} "
-                f"of {scope.describe()}.",
-            )
-        else:
-            messages.error(request, "The invalidation stopped halfway; retry it to finish.")
+        invalidation = invalidation_request(scope=scope, by=request.user)  # type: ignore[arg-type]
+        say_outcome(request, invalidation, f"of {scope.describe()}")
         url = reverse("extractor:invalidation", args=[invalidation.pk])
         # An htmx POST (the button showing progress) is sent on by the browser itself.
         return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
@@ -98,17 +92,26 @@ def invalidation_list(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 @staff_required
 def invalidation_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The invalidation, and while its job is under way its progress: htmx polls the
+    `progress` fragment every second until it is done or failed."""
     invalidation = get_object_or_404(Invalidation.objects.select_related("requested_by"), pk=pk)
-    still_marked = Entry.objects.filter(
-        invalidation=invalidation, status=Entry.Status.INVALIDATING
-    ).count()
+    retryable = invalidation_retryable(invalidation)
     context = {
         "invalidation": invalidation,
         "row": with_target_labels([invalidation])[0],
-        "still_marked": still_marked,
-        "retryable": invalidation_retryable(invalidation),
+        # Counted only where the page offers to finish them: while a job runs, `removed`
+        # says how far it got without a count over its rows every second.
+        "still_marked": Entry.objects.filter(
+            invalidation=invalidation, status=Entry.Status.INVALIDATING
+        ).count()
+        if retryable
+        else 0,
+        "retryable": retryable,
+        "waiting": invalidation_waiting(invalidation),
     }
-    return render(request, "extractor/invalidation_detail.html", context)
+    return render_page_or_fragment(
+        request, "extractor/invalidation_detail.html", "progress", context
+    )
 
 
 @require_POST
@@ -120,12 +123,26 @@ def invalidation_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             request, "Only a failed or stalled invalidation can be retried; this one is not."
         )
         return redirect("extractor:invalidation", pk=invalidation.pk)
-    invalidation = retry_invalidation(invalidation=invalidation)
-    if invalidation.status == Invalidation.Status.DONE:
-        messages.success(request, "The invalidation is finished.")
+    if invalidation_requeue(invalidation=invalidation):
+        invalidation.refresh_from_db()
+        say_outcome(request, invalidation, "left marked")
     else:
-        messages.error(request, "The retry stopped again; the rest are still marked.")
+        messages.info(request, "Another retry took it first; its progress is below.")
     return redirect("extractor:invalidation", pk=invalidation.pk)
+
+
+def say_outcome(request: HtmxHttpRequest, invalidation: Invalidation, what: str) -> None:
+    """The flash message after queuing: with a worker the job has only just been queued
+    (the page shows its progress); run inside the request it has already finished."""
+    if invalidation.status == Invalidation.Status.DONE:
+        messages.success(
+            request,
+            f"Invalidated {invalidation.removed} {pluralize_entries(invalidation.removed)} {what}.",
+        )
+    elif invalidation.status == Invalidation.Status.FAILED:
+        messages.error(request, "The invalidation stopped; retry it to finish.")
+    else:
+        messages.info(request, "Queued: a background worker removes the values, below.")
 
 
 def with_target_labels(invalidations: Iterable[Invalidation]) -> list[InvalidationRow]:

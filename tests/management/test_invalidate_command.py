@@ -6,6 +6,7 @@ import io
 
 import pytest
 from django.core.management import CommandError, call_command
+from django_tasks_db.models import DBTaskResult
 
 from extractor.caching.defaults import default_backend
 from extractor.models import Entry, Invalidation
@@ -133,3 +134,13 @@ def test_verbosity_two_leaves_the_progress_bar_on_stderr(entries):
     assert "Deleting from the backend" in err
     assert "Deleting" not in out
     assert "Invalidated 3 entries" in out
+
+
+def test_it_runs_the_job_in_the_foreground_without_a_worker(entries, settings):
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+    run("--function", FUNCTION, "--yes")
+
+    invalidation = Invalidation.objects.get()
+    assert (invalidation.status, invalidation.removed) == ("done", 3)
+    assert not DBTaskResult.objects.exists()  # nothing was queued for a worker

@@ -1,7 +1,8 @@
 """One truth across processes: 4 processes x 4 threads on one backend and one database.
 
-Single-flight is per process, so the processes compute the same keys at the
-same time and each stores and records its value. Their records must converge:
+Single-flight across processes is cut short here (a 1 ms lease: a lock that
+expires at once, as after a holder died), so the processes compute the same
+keys at the same time and each stores and records its value. Their records must converge:
 one entry row per key, no "evicted" miss (nothing was), every hit counted on
 the live row. The children run the real app (gunicorn's setup) against the
 fake provider served by this process, on a database made for the test: a
@@ -49,7 +50,7 @@ CHILD = textwrap.dedent(
         with capture_calls() as records:
             for _ in range({CALLS_PER_THREAD}):
                 extract(pick.choice(texts), "UserDetail", "gpt-4o-mini")
-        hits.append(sum(1 for record in records if type(record) is tuple))
+        hits.append(sum(1 for record in records if isinstance(record, tuple)))
 
     threads = [
         threading.Thread(target=work, args=(int(sys.argv[1]) * 100 + n,))
@@ -81,6 +82,7 @@ def _environment(
         EXTRACTOR_CACHE_URL=cache_url,
         EXTRACTOR_RECORD_IN_BACKGROUND="1",
         EXTRACTOR_RECORD_FLUSH_SECONDS="0.2",
+        EXTRACTOR_SINGLE_FLIGHT_LEASE_SECONDS="0.001",
         OPENAI_API_KEY=TEST_API_KEY,
         OPENAI_BASE_URL=base_url,
         PYTHONPATH=str(PROJECT_ROOT),

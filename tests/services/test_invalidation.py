@@ -55,6 +55,32 @@ def test_a_run_deletes_the_keys_and_reports_progress_per_chunk(monkeypatch):
     assert set(Entry.objects.values_list("status", flat=True)) == {Entry.Status.INVALIDATED}
 
 
+def test_marking_goes_a_chunk_at_a_time_and_counts_every_row(monkeypatch):
+    monkeypatch.setattr(service, "MARK_CHUNK", 2)
+    entries = cached_entries(5)
+    EntryFactory(function=FUNCTION, status=Entry.Status.REPLACED)  # not live: left alone
+    transactions = []
+    real_renew = service._renew
+    monkeypatch.setattr(
+        service,
+        "_renew",
+        lambda *args, **kwargs: (transactions.append(kwargs), real_renew(*args, **kwargs))[1],
+    )
+
+    invalidation = service.invalidation_run(
+        scope=InvalidationScope(Invalidation.Action.FUNCTION, FUNCTION), by=None
+    )
+
+    assert (invalidation.status, invalidation.matched, invalidation.removed) == ("done", 5, 5)
+    # Three marking chunks (2, 2, 1), each counted as it commits, then the exact count.
+    counted = [kwargs["matched"] for kwargs in transactions if "matched" in kwargs]
+    assert len(counted) == 4
+    assert counted[-1] == 5
+    assert sorted(invalidation.entries.values_list("pk", flat=True)) == sorted(
+        e.pk for e in entries
+    )
+
+
 def test_a_backend_failure_halfway_leaves_the_rest_marked_for_a_retry(
     monkeypatch, settings, redis_servers
 ):

@@ -33,3 +33,13 @@ def test_an_unknown_entry_is_a_readable_404(staff_client):
 
     assert response.status_code == 404
     assert "There is nothing at this address" in response.content.decode()
+
+
+def test_the_server_error_page_renders_without_inline_style():
+    from django.template.loader import render_to_string
+
+    html = render_to_string("500.html")
+
+    assert "Something went wrong on the server" in html
+    assert "style=" not in html  # the Content-Security-Policy refuses inline styles
+    assert 'rel="stylesheet"' in html

@@ -183,14 +183,13 @@ def test_a_post_invalidates_only_the_matching_live_entries(staff_client, staff_u
     assert not untouched.filter(invalidation__isnull=False).exists()
 
 
-def test_an_htmx_post_shows_progress_then_sends_the_browser_to_the_result(staff_client, cache_rows):
+def test_an_htmx_post_sends_the_browser_to_the_job_s_progress(staff_client, cache_rows):
     page = staff_client.get(CONFIRM, {"action": "model", "target": "gpt-4o"})
     response = staff_client.post(
         CONFIRM, {"action": "model", "target": "gpt-4o"}, headers={"HX-Request": "true"}
     )
 
-    assert 'hx-indicator="#invalidate-progress"' in page.content.decode()
-    assert "Removing 1 value from the cache" in page.content.decode()
+    assert "A background job removes their values" in page.content.decode()
     invalidation = Invalidation.objects.get()
     assert response["HX-Redirect"] == detail_url(invalidation.pk)
     assert invalidation.status == "done"
@@ -288,8 +287,14 @@ def test_a_backend_failure_leaves_rows_marked_and_a_retry_finishes(
     assert set(marked.values_list("status", flat=True)) == {Entry.Status.INVALIDATED}
 
 
+def marked(**fields) -> Invalidation:
+    """An invalidation whose job has marked its rows (a retry does not mark again)."""
+    return InvalidationFactory(marked_at=timezone.now(), **fields)
+
+
 def test_an_invalidation_cut_off_while_running_can_be_finished(staff_client):
-    stalled = InvalidationFactory(created_at=timezone.now() - timedelta(hours=1), matched=2)
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    stalled = marked(created_at=an_hour_ago, heartbeat_at=an_hour_ago, matched=2)
     rows = EntryFactory.create_batch(
         2, function=USER_DETAIL, status=Entry.Status.INVALIDATING, invalidation=stalled
     )
@@ -299,7 +304,7 @@ def test_an_invalidation_cut_off_while_running_can_be_finished(staff_client):
     page = staff_client.get(detail_url(stalled.pk)).content.decode()
     staff_client.post(retry_url(stalled.pk))
 
-    assert "process was probably cut off" in page
+    assert "worker was\n  probably cut off" in page
     assert retry_url(stalled.pk) in page
     stalled.refresh_from_db()
     assert (stalled.status, stalled.removed) == ("done", 2)
@@ -308,13 +313,13 @@ def test_an_invalidation_cut_off_while_running_can_be_finished(staff_client):
 
 
 def test_a_running_invalidation_is_not_retried_while_it_may_still_run(staff_client):
-    running = InvalidationFactory()
+    running = marked(matched=1)
     EntryFactory(status=Entry.Status.INVALIDATING, invalidation=running)
 
     page = staff_client.get(detail_url(running.pk)).content.decode()
     staff_client.post(retry_url(running.pk))
 
-    assert "Still running: 1 entry is still" in page
+    assert "Removed 0 of 1 from the backend." in page
     assert retry_url(running.pk) not in page
     assert running.entries.get().status == Entry.Status.INVALIDATING
 
@@ -449,7 +454,7 @@ def test_users_who_are_not_staff_are_refused(plain_user_client, method, url):
 
 
 def test_a_failed_invalidation_with_nothing_left_marked_offers_to_mark_it_done(staff_client):
-    failed = InvalidationFactory(status=Invalidation.Status.FAILED, matched=2, removed=2)
+    failed = marked(status=Invalidation.Status.FAILED, matched=2, removed=2)
 
     page = staff_client.get(detail_url(failed.pk)).content.decode()
     staff_client.post(retry_url(failed.pk))

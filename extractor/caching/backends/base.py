@@ -18,14 +18,19 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator
 from time import perf_counter
+from typing import Literal, NamedTuple
 
 # The same failure is logged again only after this long: one line per outage,
 # not one per call or per cool-down.
 _RELOG_AFTER = 300.0
 # How long the page keeps showing a connection-level failure nothing has cleared.
 _SHOWN_FOR = 60.0
+
+# How long a failed computation's marker stays for the callers that waited on it
+# (they look at least every 100 ms; callers that come later compute again).
+FAILURE_SHOWN_FOR = 10.0
 
 _logged: dict[str, float] = {}
 _logged_lock = threading.Lock()
@@ -57,9 +62,25 @@ def describe(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
+class FlightStep(NamedTuple):
+    """What one look at a key's cross-process flight found (see singleflight.py).
+
+    - "value": the key has a value now (`detail` is it);
+    - "failed": the holder this caller saw failed (`detail` is its error text);
+    - "held": another caller holds the lock (`detail` is its token);
+    - "acquired": nobody did, and this caller holds the lock now.
+    """
+
+    state: Literal["value", "failed", "held", "acquired"]
+    detail: str | bytes = ""
+
+
 class CacheBackend(abc.ABC):
     #: A description safe to show and store (no password).
     label: str = ""
+    #: True when other processes read and write the same values, so a miss is
+    #: worth coordinating with them (flight_step and flight_release work).
+    shares_flights: bool = False
     #: perf_counter() before which every function skips this backend, and why.
     down_until: float = 0.0
     down_error: str = ""
@@ -90,6 +111,26 @@ class CacheBackend(abc.ABC):
 
     async def aset(self, key: str, value: str, ttl: float | None = None) -> None:
         self.set(key, value, ttl)
+
+    # -- cross-process single-flight (backends with shares_flights) --------------------
+
+    def flight_step(self, key: str, token: str, lease: float, seen: Collection[str]) -> FlightStep:
+        """Look at `key` once: its value, the failure of a holder in `seen`, its
+        lock's holder; take the lock for `lease` seconds as `token` when free."""
+        raise NotImplementedError(f"{type(self).__name__} does not share flights")
+
+    def flight_release(self, key: str, token: str, failure: str | None = None) -> None:
+        """Give up the lock if `token` still holds it; with `failure`, first tell the
+        waiters that the computation failed (and why)."""
+        raise NotImplementedError(f"{type(self).__name__} does not share flights")
+
+    async def aflight_step(
+        self, key: str, token: str, lease: float, seen: Collection[str]
+    ) -> FlightStep:
+        return self.flight_step(key, token, lease, seen)
+
+    async def aflight_release(self, key: str, token: str, failure: str | None = None) -> None:
+        self.flight_release(key, token, failure)
 
     # -- health: what calls learnt about this backend, for the log and the pages ------
 
@@ -127,3 +168,8 @@ class CacheBackend(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.label}>"
+
+    def scan_keys(self) -> Iterator[str]:
+        """Every key this backend holds (unexpired), lazily and in no set order, for
+        the operations commands (reconcile); never on a call's path."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list its keys")

@@ -11,6 +11,13 @@ tries again at most once a second, so fixing the directory brings the cache
 back without a restart. A directory deleted while in use is noticed within a
 second (a stat riding on the clock read every get() makes anyway), recorded on
 the call that notices it, and recreated.
+
+Single-flight across the processes of the machine (see singleflight.py) uses
+diskcache's own primitives in a second database under the same directory
+(`single-flight/`), so locks never count as entries, are never evicted with
+them and never show among the keys: `add(expire=lease)` is the lock (atomic,
+and an expired lock counts as absent, which is the lease), a compare-and-delete
+in a transaction the release.
 """
 
 from __future__ import annotations
@@ -21,14 +28,20 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
 import diskcache
 from diskcache.core import DBNAME, MODE_BINARY, MODE_RAW, MODE_TEXT
 
-from extractor.caching.backends.base import CacheBackend, describe, first_report
+from extractor.caching.backends.base import (
+    FAILURE_SHOWN_FOR,
+    CacheBackend,
+    FlightStep,
+    describe,
+    first_report,
+)
 from extractor.caching.errors import BackendError, BackendUnavailable, CorruptValue, KeyFault
 
 logger = logging.getLogger("extractor.caching")
@@ -43,13 +56,24 @@ _SELECT_ANY = (
     "SELECT mode, filename, value FROM Cache"
     " WHERE key = ? AND raw = 1 AND (expire_time IS NULL OR expire_time > ?)"
 )
+# String keys only (raw = 1): what the decorator writes; diskcache pickles any other.
+_SCAN_PAGE = (
+    "SELECT rowid, key FROM Cache WHERE rowid > ? AND raw = 1"
+    " AND (expire_time IS NULL OR expire_time > ?) ORDER BY rowid LIMIT ?"
+)
+_SCAN_CHUNK = 1000
 # Seconds between two looks at the directory (is it still the one we opened?).
 _CHECK_EVERY = 1.0
 # sqlite's words for a database it cannot reach at all, rather than one write it refuses.
 _UNREACHABLE = ("unable to open", "disk i/o error", "no such table", "not a database")
+FLIGHTS_DIRECTORY = "single-flight"
+# A failure marker holds the error for the waiters to read, not a traceback.
+_FAILURE_CHARS = 2000
 
 
 class DiskBackend(CacheBackend):
+    shares_flights = True
+
     def __init__(self, directory: str | os.PathLike[str], size_limit: int | None = None) -> None:
         self.directory = Path(directory)
         self._options: dict[str, object] = {
@@ -63,6 +87,7 @@ class DiskBackend(CacheBackend):
         self._local = threading.local()
         self._lock = threading.Lock()
         self._cache: diskcache.Cache | None = None
+        self._flight_cache: diskcache.Cache | None = None  # opened at the first miss
         self._opened: tuple[int, int] | None = None  # (st_dev, st_ino) of the open database
         self.open_error = ""
         # time.time() of the next look at the directory; get() compares it with
@@ -209,6 +234,63 @@ class DiskBackend(CacheBackend):
         except (OSError, diskcache.Timeout) as exc:  # a value file that cannot be written
             raise self._failure(KeyFault, exc) from exc
 
+    # -- single-flight across processes ------------------------------------------------
+
+    def _flights(self) -> diskcache.Cache:
+        flights = self._flight_cache
+        if flights is None:
+            with self._lock:
+                flights = self._flight_cache
+                if flights is None:
+                    flights = self._flight_cache = diskcache.Cache(
+                        str(self.directory / FLIGHTS_DIRECTORY),
+                        statistics=False,
+                        eviction_policy="none",
+                        # A lock that waits seconds for SQLite is worse than none.
+                        timeout=1.0,
+                    )
+        return flights
+
+    def flight_step(self, key: str, token: str, lease: float, seen: Collection[str]) -> FlightStep:
+        value = self.get(key)
+        if value is not None:
+            return FlightStep("value", value)
+        try:
+            flights = self._flights()
+            failure = flights.get("failed:" + key)
+            if isinstance(failure, str):
+                failed_holder, _, error = failure.partition("\n")
+                if failed_holder in seen:
+                    return FlightStep("failed", error)
+            if flights.add("lock:" + key, token, expire=lease):
+                # The holder before may have stored the value and let go between
+                # the read above and the add: look again rather than compute twice.
+                value = self.get(key)
+                if value is not None:
+                    self._release_lock(flights, key, token)
+                    return FlightStep("value", value)
+                return FlightStep("acquired")
+            holder = flights.get("lock:" + key)
+        except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+            raise self._failure(BackendUnavailable, exc) from exc
+        return FlightStep("held", holder if isinstance(holder, str) else "")
+
+    def flight_release(self, key: str, token: str, failure: str | None = None) -> None:
+        try:
+            flights = self._flights()
+            if failure is not None:
+                marker = f"{token}\n{failure[:_FAILURE_CHARS]}"
+                flights.set("failed:" + key, marker, expire=FAILURE_SHOWN_FOR)
+            self._release_lock(flights, key, token)
+        except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+            raise self._failure(BackendUnavailable, exc) from exc
+
+    @staticmethod
+    def _release_lock(flights: diskcache.Cache, key: str, token: str) -> None:
+        with flights.transact():
+            if flights.get("lock:" + key) == token:
+                flights.delete("lock:" + key)
+
     def delete_many(self, keys: Iterable[str]) -> int:
         # Whole chunks per statement inside one of diskcache's transactions: a
         # delete per key would make a 100k-entry invalidation take minutes.
@@ -242,6 +324,25 @@ class DiskBackend(CacheBackend):
         self._forget_cursors()
         if self._cache is not None:
             self._cache.close()
+        if self._flight_cache is not None:
+            self._flight_cache.close()
+            self._flight_cache = None
+
+    def scan_keys(self) -> Iterator[str]:
+        # Pages by rowid, one short read each: no read transaction held open while
+        # the caller works, so writers are never kept waiting on a long scan.
+        last = 0
+        while True:
+            try:
+                rows = self.cache._con.execute(_SCAN_PAGE, (last, time.time(), _SCAN_CHUNK))
+                page = rows.fetchall()
+            except sqlite3.Error as exc:
+                raise self._failure(BackendUnavailable, exc) from exc
+            if not page:
+                return
+            for _rowid, key in page:
+                yield key
+            last = page[-1][0]
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

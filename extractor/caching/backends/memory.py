@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from extractor.caching.backends.base import CacheBackend
 
@@ -49,3 +49,10 @@ class MemoryBackend(CacheBackend):
 
     def __len__(self) -> int:
         return len(self._data)
+
+    def scan_keys(self) -> Iterator[str]:
+        # A snapshot: the lock is not held while the caller works through it.
+        now = time.monotonic()
+        with self._lock:
+            keys = [k for k, (_v, until) in self._data.items() if until is None or until > now]
+        yield from keys

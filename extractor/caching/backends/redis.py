@@ -12,6 +12,13 @@ memory, a read-only replica) or a key holding a list or hash is that key's
 
 redis.asyncio connections belong to the event loop that opened them, so there
 is one async client per loop, closed when its loop shuts down.
+
+Single-flight across processes (see singleflight.py): a lock per key, SET NX PX
+with a token (its lease), and a compare-and-delete release, both in Lua so a
+look at the value, the failure marker and the lock is one atomic round trip.
+Lock and marker keys live under the prefix ("<prefix>flight:lock:<key>",
+"<prefix>flight:failed:<key>"), so an ACL limited to the prefix still allows
+them; cache keys are hex digests, so they never collide.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import asyncio
 import contextlib
 import re
 import threading
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Collection, Iterable, Iterator
 from itertools import islice
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -28,16 +35,50 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 import redis.asyncio
 
-from extractor.caching.backends.base import CacheBackend, describe
+from extractor.caching.backends.base import FAILURE_SHOWN_FOR, CacheBackend, FlightStep, describe
 from extractor.caching.errors import BackendUnavailable, CorruptValue, KeyFault
 
 DEFAULT_PREFIX = "cachesite:"
+# Under the prefix, the keys of single-flight locks and failure markers; cache
+# keys are hex digests, so they never start with it.
+FLIGHT_NAMESPACE = "flight:"
 _CHUNK = 1000
 _GLOB_SPECIAL = re.compile(r"[\\*?\[\]]")
 _PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
+# KEYS: value, lock, failure marker. ARGV: token, lease (ms), then the tokens of
+# the holders this caller has seen. A failure marker is "<token>\n<error>"; it is
+# news only to callers that saw that token hold the lock (a later caller retries).
+_FLIGHT_STEP = """
+local value = redis.call('GET', KEYS[1])
+if value then return {'value', value} end
+local failure = redis.call('GET', KEYS[3])
+if failure then
+  local failed_holder = string.match(failure, '^[^\\n]*')
+  for i = 3, #ARGV do
+    if ARGV[i] == failed_holder then
+      return {'failed', string.sub(failure, #failed_holder + 2)}
+    end
+  end
+end
+local holder = redis.call('GET', KEYS[2])
+if holder then return {'held', holder} end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return {'acquired', ''}
+"""
+# KEYS: lock, failure marker. ARGV: token, "1" when it failed, error, marker's life (ms).
+_FLIGHT_RELEASE = """
+if ARGV[2] == '1' then
+  redis.call('SET', KEYS[2], ARGV[1] .. '\\n' .. ARGV[3], 'PX', ARGV[4])
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 
 class RedisBackend(CacheBackend):
+    shares_flights = True
+
     def __init__(
         self,
         url: str,
@@ -62,6 +103,8 @@ class RedisBackend(CacheBackend):
         # Reentrant: finishing a closer (under the lock) runs its `finally`, which drops
         # its entries under the lock too.
         self._async_lock = threading.RLock()
+        self._step = self.client.register_script(_FLIGHT_STEP)
+        self._release = self.client.register_script(_FLIGHT_RELEASE)
 
     def get(self, key: str) -> bytes | None:
         try:
@@ -114,6 +157,48 @@ class RedisBackend(CacheBackend):
         except Exception as exc:
             raise _write_failed(exc) from exc
 
+    # -- single-flight across processes ------------------------------------------------
+
+    def _flight_keys(self, key: str) -> list[str]:
+        flights = self.prefix + FLIGHT_NAMESPACE
+        return [self.prefix + key, f"{flights}lock:{key}", f"{flights}failed:{key}"]
+
+    def flight_step(self, key: str, token: str, lease: float, seen: Collection[str]) -> FlightStep:
+        try:
+            reply = self._step(self._flight_keys(key), [token, _ms(lease), *seen])
+        except Exception as exc:
+            raise BackendUnavailable(describe(exc)) from exc
+        return _step_of(reply)
+
+    def flight_release(self, key: str, token: str, failure: str | None = None) -> None:
+        try:
+            self._release(self._flight_keys(key)[1:], _release_args(token, failure))
+        except Exception as exc:
+            raise BackendUnavailable(describe(exc)) from exc
+
+    async def aflight_step(
+        self, key: str, token: str, lease: float, seen: Collection[str]
+    ) -> FlightStep:
+        client = self._async_clients.get(asyncio.get_running_loop())
+        if client is None:
+            client = await self._open_async_client()
+        try:
+            step = client.register_script(_FLIGHT_STEP)
+            reply = await step(self._flight_keys(key), [token, _ms(lease), *seen])
+        except Exception as exc:
+            raise BackendUnavailable(describe(exc)) from exc
+        return _step_of(reply)
+
+    async def aflight_release(self, key: str, token: str, failure: str | None = None) -> None:
+        client = self._async_clients.get(asyncio.get_running_loop())
+        if client is None:
+            client = await self._open_async_client()
+        try:
+            release = client.register_script(_FLIGHT_RELEASE)
+            await release(self._flight_keys(key)[1:], _release_args(token, failure))
+        except Exception as exc:
+            raise BackendUnavailable(describe(exc)) from exc
+
     async def _open_async_client(self) -> redis.asyncio.Redis:
         loop = asyncio.get_running_loop()
         with self._async_lock:
@@ -158,6 +243,37 @@ class RedisBackend(CacheBackend):
                 closer.aclose().send(None)
             self._async_clients.pop(loop, None)
             self._closers.pop(loop, None)
+
+    def scan_keys(self) -> Iterator[str]:
+        # SCAN, never KEYS: KEYS blocks the server for the whole keyspace.
+        pattern = _GLOB_SPECIAL.sub(r"\\\g<0>", self.prefix) + "*"
+        start = len(self.prefix)
+        try:
+            for raw in self.client.scan_iter(match=pattern, count=_CHUNK):
+                key = raw.decode("utf-8", "replace")[start:]
+                if not key.startswith(FLIGHT_NAMESPACE):  # single-flight locks, not values
+                    yield key
+        except redis.RedisError as exc:
+            raise BackendUnavailable(describe(exc)) from exc
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def _step_of(reply: Any) -> FlightStep:
+    state, detail = reply
+    name = state.decode() if isinstance(state, bytes) else str(state)
+    if name not in ("value", "failed", "held", "acquired"):
+        raise BackendUnavailable(f"unexpected single-flight reply {name!r}")
+    if name != "value" and isinstance(detail, bytes):
+        detail = detail.decode("utf-8", "replace")
+    return FlightStep(name, detail)  # type: ignore[arg-type]
+
+
+def _release_args(token: str, failure: str | None) -> list[str | int]:
+    failed = failure is not None
+    return [token, "1" if failed else "0", failure or "", _ms(FAILURE_SHOWN_FOR)]
 
 
 def _read_failed(exc: Exception) -> Exception:

@@ -1,5 +1,6 @@
 """manage.py invalidate: drop cached values of an entry, a schema version, a function,
-a model, or every stale entry."""
+a model, or every stale entry. Runs the background job's steps in the foreground, with a
+progress bar (no worker needed)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,11 @@ class Command(BaseCommand):
             run = partial(service.invalidation_run, scope=scope, by=None)
         self._confirm(what, options["yes"])
         invalidation = self._with_progress(count, run)
+        if invalidation.status in (Invalidation.Status.QUEUED, Invalidation.Status.RUNNING):
+            raise CommandError(
+                f"Invalidation #{invalidation.pk} was taken by another run first; "
+                "see its page for its progress."
+            )
         if invalidation.status != Invalidation.Status.DONE:
             raise CommandError(
                 f"Invalidation #{invalidation.pk} failed after {invalidation.removed} of "
@@ -111,7 +117,10 @@ class Command(BaseCommand):
         console = Console(file=getattr(self.stderr, "_out", sys.stderr))
         with Progress(console=console, transient=self.verbosity < 2) as bar:
             task = bar.add_task("Deleting from the backend", total=total)
-            return run(progress=lambda removed, _matched: bar.update(task, completed=removed))
+            # The job marks the rows itself: its exact count replaces the one asked about.
+            return run(
+                progress=lambda removed, matched: bar.update(task, completed=removed, total=matched)
+            )
 
     def _say(self, message: str) -> None:
         if self.verbosity >= 1:
