@@ -541,6 +541,9 @@ def setup_django(database_url: str, data_dir: Path) -> None:
     os.environ["EXTRACTOR_RECORD_IN_BACKGROUND"] = "0"  # no calls are made; no writer thread
     os.environ["DATABASE_URL"] = database_url
     os.environ["DJANGO_DEBUG"] = "0"
+    # The test Client speaks plain http; production's redirect to https is the proxy's
+    # business here, not the pages' time.
+    os.environ["DJANGO_SECURE_SSL_REDIRECT"] = "0"
     # The test Client's host name; setup_test_environment() would add it but also
     # instruments every template render, which would be timed too.
     os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver"
@@ -962,8 +965,7 @@ def time_pages(load: Load, repeat: int) -> list[Timing]:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    # Over https, as production serves it: DEBUG off redirects plain http.
-    client = Client(secure=True)
+    client = Client()
     client.force_login(get_user_model().objects.get(pk=load.staff_id))
     timings = [Timing(page) for page in pages(load)]
     print(f"  first pass: status and queries of {len(timings)} pages", file=sys.stderr)

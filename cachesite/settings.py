@@ -247,6 +247,8 @@ EXTRACTOR_REDACT_PATTERNS = env_patterns("EXTRACTOR_REDACT_PATTERNS")
 
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or None
+ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
+ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL") or None
 EXTRACTOR_LLM_TIMEOUT = env_float("EXTRACTOR_LLM_TIMEOUT", 60.0)
 # Seconds a miss's cross-process lock (Redis, diskcache) lasts: a process that
 # dies computing blocks the others at most this long; by default the LLM timeout.
@@ -254,22 +256,47 @@ EXTRACTOR_SINGLE_FLIGHT_LEASE_SECONDS = env_float(
     "EXTRACTOR_SINGLE_FLIGHT_LEASE_SECONDS", EXTRACTOR_LLM_TIMEOUT
 )
 EXTRACTOR_LLM_MAX_RETRIES = env_int("EXTRACTOR_LLM_MAX_RETRIES", 2)
-EXTRACTOR_DEFAULT_MODEL = env_str("EXTRACTOR_DEFAULT_MODEL", "gpt-4o-mini")
-EXTRACTOR_MODELS = env_list("EXTRACTOR_MODELS", ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"])
+# Models as "provider/model" (openai or anthropic); a bare name is an OpenAI-compatible one.
+EXTRACTOR_DEFAULT_MODEL = env_str("EXTRACTOR_DEFAULT_MODEL", "openai/gpt-4o-mini")
+EXTRACTOR_MODELS = env_list(
+    "EXTRACTOR_MODELS",
+    [
+        "openai/gpt-4o-mini",
+        "openai/gpt-4o",
+        "openai/gpt-4.1-mini",
+        "anthropic/claude-haiku-4-5",
+        "anthropic/claude-sonnet-4-5",
+    ],
+)
 # Extra response models for the registry, as dotted paths.
 EXTRACTOR_SCHEMAS = env_list("EXTRACTOR_SCHEMAS", [])
 # Longest text the extraction form accepts, in bytes (UTF-8).
 EXTRACTOR_MAX_TEXT_BYTES = env_int("EXTRACTOR_MAX_TEXT_BYTES", 100_000)
-# USD per million tokens (input, cached input, output) for the savings estimates.
-# EXTRACTOR_PRICES='{"my-model": [0.5, 0.25, 1.5]}' adds or overrides models.
+# Largest context document (pasted or uploaded) the extraction form accepts, in bytes.
+EXTRACTOR_MAX_DOCUMENT_BYTES = env_int("EXTRACTOR_MAX_DOCUMENT_BYTES", 2_000_000)
+# USD per million tokens for the savings estimates: (input, cached input, 5-minute
+# cache write, 1-hour cache write, output). Standard-tier list prices from the
+# providers' pricing pages, checked 2026-11-30 (no batch or volume discounts).
+# OpenAI bills no cache writes (its caching is automatic): writes at the input price.
+# A dated snapshot ("claude-haiku-4-5-20251001", "gpt-4o-2024-08-06") takes its
+# model's price; "provider/model" is priced by the model part. A 3-number entry
+# (input, cached input, output) is accepted, its writes at 1.25x and 2x input.
+# EXTRACTOR_PRICES='{"my-model": [0.5, 0.05, 0.625, 1.0, 1.5]}' adds or overrides models.
 EXTRACTOR_PRICES = {
-    "gpt-4o-mini": (0.15, 0.075, 0.60),
-    "gpt-4o": (2.50, 1.25, 10.00),
-    "gpt-4.1-mini": (0.40, 0.10, 1.60),
-    "gpt-4.1": (2.00, 0.50, 8.00),
-    "claude-3-5-haiku-latest": (0.80, 0.08, 4.00),
-    "claude-sonnet-4-0": (3.00, 0.30, 15.00),
+    "gpt-4o": (2.50, 1.25, 2.50, 2.50, 10.00),
+    "gpt-4o-mini": (0.15, 0.075, 0.15, 0.15, 0.60),
+    "gpt-4.1": (2.00, 0.50, 2.00, 2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 0.10, 0.40, 0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.025, 0.10, 0.10, 0.40),
+    "o4-mini": (1.10, 0.275, 1.10, 1.10, 4.40),
+    "claude-haiku-4-5": (1.00, 0.10, 1.25, 2.00, 5.00),
+    "claude-sonnet-4-5": (3.00, 0.30, 3.75, 6.00, 15.00),
+    "claude-sonnet-4-0": (3.00, 0.30, 3.75, 6.00, 15.00),
+    "claude-opus-4-1": (15.00, 1.50, 18.75, 30.00, 75.00),
+    "claude-3-5-haiku": (0.80, 0.08, 1.00, 1.60, 4.00),
     **env_json("EXTRACTOR_PRICES", {}),
 }
 # Larger bodies are refused by Django before the form sees them; leave room for the text.
-DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, 4 * EXTRACTOR_MAX_TEXT_BYTES)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(
+    2_621_440, 4 * (EXTRACTOR_MAX_TEXT_BYTES + EXTRACTOR_MAX_DOCUMENT_BYTES)
+)

@@ -10,6 +10,7 @@ from extractor.models import (
     CachedFunction,
     Call,
     CallRollup,
+    Document,
     DroppedRecords,
     Entry,
     Invalidation,
@@ -110,3 +111,14 @@ class CallRollupAdmin(ReadOnlyAdmin[CallRollup]):
 class DroppedRecordsAdmin(ReadOnlyAdmin[DroppedRecords]):
     list_display = ["at", "count", "process", "reason"]
     date_hierarchy = "at"
+
+
+@admin.register(Document)
+class DocumentAdmin(ReadOnlyAdmin[Document]):
+    list_display = ["name", "size_bytes", "sha256", "created_at"]
+    search_fields = ["name", "sha256"]
+    date_hierarchy = "created_at"
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet[Document]:
+        # A document may be megabytes: the list reads its name, the text only when shown.
+        return super().get_queryset(request).defer("text")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
@@ -14,6 +15,8 @@ from django.http import QueryDict
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
+from extractor.extraction import CACHE_TTLS
+from extractor.llm import parse_model
 from extractor.models import Entry, Invalidation, SchemaVersion
 from extractor.schemas import registered_schemas
 from extractor.selectors.display_names import DisplayNames, short_name, unique_names
@@ -28,6 +31,19 @@ from extractor.selectors.entries import (
 )
 
 
+class LLMModelField(forms.ChoiceField):
+    """A "provider/model" choice that also takes the same model spelled otherwise:
+    "gpt-4o-mini" for a listed "openai/gpt-4o-mini" (scripts and links from before
+    providers were named)."""
+
+    def valid_value(self, value: Any) -> bool:
+        if super().valid_value(value):
+            return True
+        chosen = parse_model(str(value))
+        choices = cast("list[tuple[str, str]]", self.choices)  # flat: ExtractForm sets them
+        return any(parse_model(choice) == chosen for choice, _label in choices)
+
+
 class ExtractForm(forms.Form):
     text = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 8, "placeholder": "Jason is 25 years old."}),
@@ -35,7 +51,27 @@ class ExtractForm(forms.Form):
         error_messages={"required": "Enter some text to extract from."},
     )
     schema = forms.ChoiceField(help_text="The response model to extract.")
-    model = forms.ChoiceField(label="LLM model")
+    model = LLMModelField(label="LLM model", help_text="As provider/model.")
+    document = forms.CharField(
+        required=False,
+        label="Document (optional)",
+        widget=forms.Textarea(
+            attrs={"rows": 4, "placeholder": "A contract, a book: asked many questions."}
+        ),
+        strip=True,
+    )
+    document_file = forms.FileField(
+        required=False,
+        label="…or upload it as a .txt file",
+        widget=forms.FileInput(attrs={"accept": ".txt,text/plain"}),
+    )
+    cache_ttl = forms.ChoiceField(
+        required=False,  # a client that does not send it gets the default
+        label="Provider prompt cache",
+        initial="5m",
+        help_text="How long Anthropic keeps the document cached (a 1-hour write costs more); "
+        "OpenAI caches by itself.",
+    )
     refresh = forms.BooleanField(
         required=False,
         label="Refresh: skip the cache and call the LLM",
@@ -43,14 +79,22 @@ class ExtractForm(forms.Form):
         "the cached value stays as it is (replay an entry to replace it).",
     )
 
+    # The uploaded file's name, without ".txt" (set while cleaning).
+    document_name = ""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._choose("schema", [(name, name) for name in registered_schemas()])
         self._choose("model", [(name, name) for name in settings.EXTRACTOR_MODELS])
         self.fields["model"].initial = settings.EXTRACTOR_DEFAULT_MODEL
+        self._choose("cache_ttl", [(ttl, f"{shown} (TTL)") for ttl, shown in CACHE_TTLS.items()])
         limit = settings.EXTRACTOR_MAX_TEXT_BYTES
         # extract-shortcuts.js makes the shortcut work.
         self.fields["text"].help_text = f"Up to {filesizeformat(limit)}. Ctrl+Enter to run."
+        self.fields["document"].help_text = (
+            "A context document sent before the text, cached by the provider across "
+            f"questions. Up to {filesizeformat(settings.EXTRACTOR_MAX_DOCUMENT_BYTES)}."
+        )
 
     def _choose(self, name: str, choices: list[tuple[str, str]]) -> None:
         field = self.fields[name]
@@ -67,6 +111,47 @@ class ExtractForm(forms.Form):
                 "(EXTRACTOR_MAX_TEXT_BYTES)."
             )
         return text
+
+    def clean_document(self) -> str:
+        text: str = self.cleaned_data["document"]
+        _check_document_size(len(text.encode("utf-8")))
+        return text
+
+    def clean_document_file(self) -> str | None:
+        """The uploaded document's text (None without a file)."""
+        upload = self.cleaned_data.get("document_file")
+        if not upload:
+            return None
+        if not str(upload.name).lower().endswith(".txt"):
+            raise forms.ValidationError("Upload the context document as a .txt file.")
+        _check_document_size(upload.size or 0)  # before reading it
+        try:
+            text: str = upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise forms.ValidationError(
+                "The file is not UTF-8 text: save it as UTF-8 and upload it again."
+            ) from error
+        self.document_name = Path(str(upload.name)).stem
+        return text.strip()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        pasted, uploaded = cleaned.get("document") or "", cleaned.get("document_file")
+        if pasted and uploaded and pasted != uploaded:
+            self.add_error("document_file", "Paste the context document or upload it, not both.")
+        cleaned["cache_ttl"] = cleaned.get("cache_ttl") or "5m"
+        cleaned["document_text"] = uploaded or pasted
+        cleaned["document_name"] = self.document_name if uploaded else ""
+        return cleaned
+
+
+def _check_document_size(size: int) -> None:
+    limit = settings.EXTRACTOR_MAX_DOCUMENT_BYTES
+    if size > limit:
+        raise forms.ValidationError(
+            f"The context document is {filesizeformat(size)}; the limit is "
+            f"{filesizeformat(limit)} (EXTRACTOR_MAX_DOCUMENT_BYTES)."
+        )
 
 
 # -- invalidation & schemas ----------------------------------------------------------

@@ -141,6 +141,15 @@ class Entry(models.Model):
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     cached_prompt_tokens = models.PositiveIntegerField(default=0)
+    # Prompt tokens written to the provider's prompt cache (Anthropic bills them above
+    # the input price), all of them; and the part written with the 1-hour TTL. Database
+    # defaults too: the recorder's fast inserts name their columns.
+    cache_write_tokens = models.PositiveIntegerField(default=0, db_default=0)
+    cache_write_1h_tokens = models.PositiveIntegerField(default=0, db_default=0)
+    # The context document the call was sent with (Document.sha256), if any.
+    document_sha = models.CharField(
+        max_length=64, blank=True, default="", db_default="", db_index=True
+    )
     latency_ms = models.FloatField(default=0, help_text="What the LLM call behind it took.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -173,6 +182,8 @@ class Entry(models.Model):
             # Live (or any status's) entries of one schema version, counted without
             # reading the rows: the Schemas page and an invalidation's confirm page.
             models.Index(fields=["schema_version", "status"], name="extractor_entry_version_st"),
+            # An invalidation's entries in id order: its job's chunks (migration 0010).
+            models.Index(fields=["invalidation", "id"], name="extractor_entry_inval_id"),
         ]
 
     def __str__(self) -> str:
@@ -242,6 +253,11 @@ class Call(models.Model):
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     cached_prompt_tokens = models.PositiveIntegerField(default=0)
+    cache_write_tokens = models.PositiveIntegerField(default=0, db_default=0)  # as on Entry
+    cache_write_1h_tokens = models.PositiveIntegerField(default=0, db_default=0)
+    document_sha = models.CharField(
+        max_length=64, blank=True, default="", db_default=""
+    )  # indexed with created_at
     input_preview = models.CharField(max_length=300, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -257,6 +273,8 @@ class Call(models.Model):
             # walk of the whole log for one with few calls), and the model filter's
             # choices read one index entry per model (selectors/distinct.py).
             models.Index(fields=["llm_model", "created_at"], name="extractor_call_model_at"),
+            # A document's calls, newest first (the Documents page).
+            models.Index(fields=["document_sha", "created_at"], name="extractor_call_document_at"),
         ]
 
     def __str__(self) -> str:
@@ -273,6 +291,8 @@ class Replay(models.Model):
     completion_tokens = models.PositiveIntegerField(default=0)
     # Kept so that accepting the replay stores the same usage the entry would have.
     cached_prompt_tokens = models.PositiveIntegerField(default=0)
+    cache_write_tokens = models.PositiveIntegerField(default=0, db_default=0)
+    cache_write_1h_tokens = models.PositiveIntegerField(default=0, db_default=0)
     latency_ms = models.FloatField(default=0)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -342,6 +362,8 @@ class CallRollup(models.Model):
     prompt_tokens = models.BigIntegerField(default=0)
     completion_tokens = models.BigIntegerField(default=0)
     cached_prompt_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0, db_default=0)
+    cache_write_1h_tokens = models.BigIntegerField(default=0, db_default=0)
     # Hits only: the LLM latency of the entries that served them.
     original_latency_ms_sum = models.FloatField(default=0)
 
@@ -397,3 +419,23 @@ class DroppedRecords(models.Model):
 
     def __str__(self) -> str:
         return f"{self.count} dropped by {self.process}"
+
+
+class Document(models.Model):
+    """A context document sent before the question (a contract, a book), stored once.
+
+    Calls and entries name it by `sha256` (their `document_sha`), so the pages group
+    them by document; the provider caches the prompt prefix it makes.
+    """
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=255)
+    text = models.TextField()
+    size_bytes = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -2,6 +2,7 @@ from django.urls import path
 
 from extractor.views import (
     calls,
+    documents,
     entries,
     entry_detail,
     export,
@@ -33,4 +34,6 @@ urlpatterns = [
     path("calls/", calls.call_list, name="calls"),
     path("calls/export.csv", export.call_export, {"fmt": "csv"}, name="calls-csv"),
     path("calls/export.jsonl", export.call_export, {"fmt": "jsonl"}, name="calls-jsonl"),
+    path("documents/", documents.document_list, name="documents"),
+    path("documents/<int:pk>/", documents.document_detail, name="document"),
 ]

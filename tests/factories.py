@@ -11,7 +11,7 @@ import hashlib
 import factory
 from django.utils import timezone
 
-from extractor.models import CachedFunction, Call, Entry, Invalidation, SchemaVersion
+from extractor.models import CachedFunction, Call, Document, Entry, Invalidation, SchemaVersion
 from extractor.recording.rollups import Rollups, counts_of
 from extractor.recording.tally import HOUR, Latencies
 
@@ -119,12 +119,25 @@ def count_call(call: Call) -> None:
             if source
             else (0, 0, 0)
         ),
+        writes=(source.cache_write_tokens, source.cache_write_1h_tokens) if source else (0, 0),
         original_latency_ms=original,
     )
     rollups = Rollups()
     hour = int(call.created_at.timestamp()) // HOUR
     rollups.add(hour, call.function, version, model, call.outcome, counts)
     rollups.write()
+
+
+class DocumentFactory(factory.django.DjangoModelFactory):
+    """A stored context document; calls and entries name it by `document_sha=doc.sha256`."""
+
+    class Meta:
+        model = Document
+
+    name = factory.Sequence(lambda n: f"contract-{n}.txt")
+    text = factory.Sequence(lambda n: f"Clause {n}. " + "The parties agree. " * 400)
+    sha256 = factory.LazyAttribute(lambda o: hashlib.sha256(o.text.encode()).hexdigest())
+    size_bytes = factory.LazyAttribute(lambda o: len(o.text.encode()))
 
 
 class InvalidationFactory(factory.django.DjangoModelFactory):

@@ -1,12 +1,29 @@
-"""A local stand-in for an OpenAI-compatible provider, spoken to over real HTTP.
+"""A local stand-in for OpenAI-compatible and Anthropic providers, over real HTTP.
 
-The real openai client and Instructor run unchanged against it; it answers
-chat completions with a tool call built from the request's tool schema (or a
-test's own answer), counts requests and can fail, stall or misbehave on cue.
+The real openai and anthropic clients and Instructor run unchanged against it;
+it answers chat completions (and Anthropic's Messages API) with a tool call
+built from the request's tool schema (or a test's own answer), counts requests
+and can fail, stall or misbehave on cue.
+
+Usage is what a test scripts with report_usage(); otherwise it is simulated the
+way each provider reports prompt caching, with tokens estimated as bytes / 4:
+
+- Anthropic: a text block marked with cache_control is written to the cache by
+  the first request that carries it (same model, tools and text) and read by
+  the later ones; reads and writes are counted APART from input_tokens
+  (additive), writes split by TTL in cache_creation.
+- OpenAI: a first message of at least 1,024 tokens is cached automatically; a
+  later request with the same model and first message reports it as
+  prompt_tokens_details.cached_tokens, counted INSIDE prompt_tokens (inclusive).
+
+Either way the default 120 prompt tokens stand for the question and the
+instructions (the last system block), and system content before them is a
+context document whose tokens are added.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -17,14 +34,26 @@ from typing import Any
 
 Answer = Callable[[dict[str, Any]], dict[str, Any]]
 
+ANTHROPIC_TEST_KEY = "sk-ant-test-cachesite-0123456789"
+
+# OpenAI caches a prompt prefix of at least this many tokens, without being asked.
+OPENAI_MIN_CACHED_TOKENS = 1024
+
+
+def estimate_tokens(text: str) -> int:
+    """The fake's token count: UTF-8 bytes / 4 (a provider's tokenizer is not at hand)."""
+    return len(text.encode("utf-8")) // 4
+
 
 @dataclass
 class Usage:
     prompt_tokens: int = 120
     completion_tokens: int = 30
     cached_tokens: int = 0
-    # Anthropic only: prompt tokens written to its cache by this call.
+    # Anthropic only: prompt tokens written to its cache by this call, and the part
+    # of them written with the 1-hour TTL.
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
 
 @dataclass
@@ -33,6 +62,8 @@ class _Script:
     failures: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     delay: float = 0.0
     usage: Usage = field(default_factory=Usage)
+    # False until a test scripts the usage: then every answer reports exactly it.
+    usage_scripted: bool = False
 
 
 class FakeLLM:
@@ -41,6 +72,8 @@ class FakeLLM:
         self.headers: list[dict[str, str]] = []
         self._script = _Script()
         self._lock = threading.Lock()
+        # The prompt prefixes the simulated providers hold in their caches.
+        self._cached_prefixes: set[str] = set()
         handler = _make_handler(self)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
@@ -57,6 +90,12 @@ class FakeLLM:
         """For anthropic.Anthropic(base_url=...), which adds /v1/messages itself."""
         return self.base_url.removesuffix("/v1")
 
+    def serve_anthropic(self, settings: Any) -> None:
+        """Point the app's Anthropic settings at this fake (as the fake_llm fixture does
+        for OpenAI's)."""
+        settings.ANTHROPIC_API_KEY = ANTHROPIC_TEST_KEY
+        settings.ANTHROPIC_BASE_URL = self.anthropic_base_url
+
     @property
     def count(self) -> int:
         return len(self.requests)
@@ -66,6 +105,7 @@ class FakeLLM:
             self.requests.clear()
             self.headers.clear()
             self._script = _Script()
+            self._cached_prefixes.clear()
 
     def answer_with(self, answer: Answer | dict[str, Any]) -> None:
         """Answer every request with these tool arguments (or a function of the request)."""
@@ -79,7 +119,9 @@ class FakeLLM:
         self._script.delay = seconds
 
     def report_usage(self, **usage: int) -> None:
+        """Report exactly this usage on every answer (no prompt-cache simulation)."""
         self._script.usage = Usage(**usage)
+        self._script.usage_scripted = True
 
     def close(self) -> None:
         self._server.shutdown()
@@ -94,6 +136,8 @@ class FakeLLM:
             delay = self._script.delay
             answer = self._script.answer
             usage = self._script.usage
+            if not self._script.usage_scripted:
+                usage = self._openai_prompt_cache(body, usage)
         if delay:
             time.sleep(delay)
         if failure is not None:
@@ -147,6 +191,8 @@ class FakeLLM:
             self.requests.append(body)
             failure = self._script.failures.pop(0) if self._script.failures else None
             answer, usage = self._script.answer, self._script.usage
+            if not self._script.usage_scripted:
+                usage = self._anthropic_prompt_cache(body, usage)
         if failure is not None:
             return failure
         tool = body["tools"][0]
@@ -168,8 +214,81 @@ class FakeLLM:
                 "output_tokens": usage.completion_tokens,
                 "cache_read_input_tokens": usage.cached_tokens,
                 "cache_creation_input_tokens": usage.cache_write_tokens,
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": usage.cache_write_tokens
+                    - usage.cache_write_1h_tokens,
+                    "ephemeral_1h_input_tokens": usage.cache_write_1h_tokens,
+                },
             },
         }
+
+    # -- simulated prompt caching (called under the lock) --------------------------
+
+    def _seen(self, *parts: Any) -> bool:
+        """Whether this prefix is cached already; caches it if not."""
+        prefix = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+        if prefix in self._cached_prefixes:
+            return True
+        self._cached_prefixes.add(prefix)
+        return False
+
+    def _openai_prompt_cache(self, body: dict[str, Any], usage: Usage) -> Usage:
+        messages = body.get("messages", [])
+        system = [m for m in messages if m.get("role") in ("system", "developer")]
+        context = sum(estimate_tokens(_text_of(m.get("content"))) for m in system[:-1])
+        first = estimate_tokens(_text_of(messages[0].get("content"))) if messages else 0
+        cached = 0
+        if first >= OPENAI_MIN_CACHED_TOKENS and self._seen("openai", body["model"], messages[0]):
+            cached = first
+        # Inclusive: the cached tokens are part of prompt_tokens.
+        return Usage(
+            prompt_tokens=usage.prompt_tokens + context,
+            completion_tokens=usage.completion_tokens,
+            cached_tokens=cached,
+        )
+
+    def _anthropic_prompt_cache(self, body: dict[str, Any], usage: Usage) -> Usage:
+        system = body.get("system")
+        system_blocks = [_block(b) for b in system] if isinstance(system, list) else []
+        message_blocks = [
+            _block(b)
+            for m in body.get("messages", [])
+            if isinstance(m.get("content"), list)
+            for b in m["content"]
+        ]
+        fresh = read = write = write_1h = 0
+        for block in system_blocks[:-1]:
+            if "cache_control" not in block:
+                fresh += estimate_tokens(block.get("text", ""))
+        for block in system_blocks + message_blocks:
+            control = block.get("cache_control")
+            if not control:
+                continue
+            tokens = estimate_tokens(block.get("text", ""))
+            if self._seen("anthropic", body["model"], body.get("tools"), block.get("text")):
+                read += tokens
+            else:
+                write += tokens
+                write_1h += tokens if control.get("ttl") == "1h" else 0
+        # Usage.prompt_tokens is the total; the response reports input_tokens without
+        # the reads and writes (additive), as the real API does.
+        return Usage(
+            prompt_tokens=usage.prompt_tokens + fresh + read + write,
+            completion_tokens=usage.completion_tokens,
+            cached_tokens=read,
+            cache_write_tokens=write,
+            cache_write_1h_tokens=write_1h,
+        )
+
+
+def _block(block: Any) -> dict[str, Any]:
+    return block if isinstance(block, dict) else {"type": "text", "text": str(block)}
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, list):
+        return " ".join(_block(part).get("text", "") for part in content)
+    return str(content or "")
 
 
 def user_text(body: dict[str, Any]) -> str:

@@ -7,7 +7,13 @@ from extractor.caching.backends import (
     RedisBackend,
     backend_from_url,
 )
-from extractor.caching.decorator import CachedFunction, bypass, capture_calls, instructor_cache
+from extractor.caching.decorator import (
+    CachedFunction,
+    bypass,
+    call_labels,
+    capture_calls,
+    instructor_cache,
+)
 from extractor.caching.defaults import configure
 from extractor.caching.errors import (
     ArgumentEncodingError,
@@ -32,6 +38,7 @@ __all__ = [
     "RedisBackend",
     "backend_from_url",
     "bypass",
+    "call_labels",
     "capture_calls",
     "configure",
     "instructor_cache",

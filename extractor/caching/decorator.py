@@ -62,27 +62,39 @@ Arguments = tuple[tuple[Any, ...], dict[str, Any]]
 
 
 class _Scope:
-    """What bypass() and capture_calls() ask of the calls in their block.
+    """What bypass(), capture_calls() and call_labels() ask of the calls in their block.
 
-    One context variable for both, so a hit pays a single lookup for them.
+    One context variable for all three, so a hit pays a single lookup for them.
     """
 
-    __slots__ = ("bypass", "sink")
+    __slots__ = ("bypass", "labels", "sink")
 
-    def __init__(self, bypass: bool, sink: list[Record] | None) -> None:
+    def __init__(
+        self, bypass: bool, sink: list[Record] | None, labels: dict[str, str] | None
+    ) -> None:
         self.bypass = bypass
         self.sink = sink
+        self.labels = labels
 
 
 _scope: ContextVar[_Scope | None] = ContextVar("instructor_cache_scope", default=None)
 
 
-def _enter_scope(*, bypass: bool | None = None, sink: list[Record] | None = None) -> Token[Any]:
+def _enter_scope(
+    *,
+    bypass: bool | None = None,
+    sink: list[Record] | None = None,
+    labels: dict[str, str] | None = None,
+) -> Token[Any]:
     outer = _scope.get()
+    outer_labels = outer.labels if outer else None
+    if labels is not None and outer_labels:
+        labels = {**outer_labels, **labels}  # the inner block's labels win
     return _scope.set(
         _Scope(
             bypass=bypass if bypass is not None else bool(outer and outer.bypass),
             sink=sink if sink is not None else (outer.sink if outer else None),
+            labels=labels if labels is not None else outer_labels,
         )
     )
 
@@ -109,6 +121,26 @@ def capture_calls() -> Iterator[list[Record]]:
     token = _enter_scope(sink=events)
     try:
         yield events
+    finally:
+        _scope.reset(token)
+
+
+@contextmanager
+def call_labels(**labels: str) -> Iterator[None]:
+    """Label the decorated calls made within this block (CallEvent.labels).
+
+    For what the cache key does not say but the dashboard groups by, such as
+    the context document a call was sent with (`document=<sha256>`). Blocks
+    nest (the inner one's labels win over the outer's); a context variable
+    carries them, so they follow async tasks and stay out of other threads.
+    Hits are recorded without labels: they cost no tokens.
+    """
+    for name, value in labels.items():
+        if not isinstance(value, str):
+            raise TypeError(f"call_labels: {name} must be a str, not {type(value).__name__}")
+    token = _enter_scope(labels=dict(labels))
+    try:
+        yield
     finally:
         _scope.reset(token)
 
@@ -673,8 +705,11 @@ class CachedFunction:
 
     def _record(self, event: Record) -> None:
         scope = _scope.get()
-        if scope is not None and scope.sink is not None:
-            scope.sink.append(event)
+        if scope is not None:
+            if scope.labels and isinstance(event, CallEvent):
+                event.labels = scope.labels
+            if scope.sink is not None:
+                scope.sink.append(event)
         try:
             recorder_slot.record(event)
         except Exception:  # recording is best effort; the caller's result is not

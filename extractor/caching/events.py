@@ -87,6 +87,9 @@ class CallEvent:
     # The tokens a call that raised was billed (every failed attempt of a retry
     # is a paid completion); a call that returned has them in its envelope.
     usage: Usage | None = None
+    # What call_labels() said about the call (e.g. "document": the sha256 of the
+    # context document it was sent with); shared, never mutated.
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def tokens(self) -> Usage:

@@ -34,6 +34,8 @@ SUMMED = (
     "prompt_tokens",
     "completion_tokens",
     "cached_prompt_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
     "original_latency_ms_sum",
 )
 COLUMNS = (*IDENTITY, *SUMMED, "latency_ms_max")
@@ -56,6 +58,8 @@ class Counts:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
     original_latency_ms_sum: float = 0.0
 
     def add(self, other: Counts) -> None:
@@ -69,6 +73,8 @@ class Counts:
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.cached_prompt_tokens += other.cached_prompt_tokens
+        self.cache_write_tokens += other.cache_write_tokens
+        self.cache_write_1h_tokens += other.cache_write_1h_tokens
         self.original_latency_ms_sum += other.original_latency_ms_sum
 
     def values(self) -> tuple[Any, ...]:
@@ -83,6 +89,8 @@ class Counts:
             self.prompt_tokens,
             self.completion_tokens,
             self.cached_prompt_tokens,
+            self.cache_write_tokens,
+            self.cache_write_1h_tokens,
             self.original_latency_ms_sum,
             self.latency_ms_max,
         )
@@ -95,10 +103,16 @@ def counts_of(
     without_entry: int = 0,
     coalesced: int = 0,
     tokens: tuple[int, int, int] = (0, 0, 0),
+    writes: tuple[int, int] = (0, 0),
     original_latency_ms: float = 0.0,
 ) -> Counts:
-    """Counts of calls whose latencies (seconds) were folded into `latencies`."""
+    """Counts of calls whose latencies (seconds) were folded into `latencies`.
+
+    tokens: (prompt, completion, cache reads); writes: (prompt-cache writes, of
+    which 1-hour), as Usage counts them.
+    """
     prompt, completion, cached = tokens
+    written, written_1h = writes
     return Counts(
         calls=latencies.count,
         itemised=itemised,
@@ -110,6 +124,8 @@ def counts_of(
         prompt_tokens=prompt,
         completion_tokens=completion,
         cached_prompt_tokens=cached,
+        cache_write_tokens=written,
+        cache_write_1h_tokens=written_1h,
         original_latency_ms_sum=original_latency_ms,
     )
 
@@ -242,6 +258,7 @@ def rebuild_from_calls(call_model: type[Call] = Call) -> int:
             prompt=Sum("entry__prompt_tokens"),
             completion=Sum("entry__completion_tokens"),
             cached=Sum("entry__cached_prompt_tokens"),
+            **_write_sums(call_model, "entry__"),
             original=Sum("entry__latency_ms"),
         )
         .order_by()
@@ -254,6 +271,7 @@ def rebuild_from_calls(call_model: type[Call] = Call) -> int:
             prompt=Sum("prompt_tokens"),
             completion=Sum("completion_tokens"),
             cached=Sum("cached_prompt_tokens"),
+            **_write_sums(call_model, ""),
         )
         .order_by()
     )
@@ -270,6 +288,8 @@ def rebuild_from_calls(call_model: type[Call] = Call) -> int:
             prompt_tokens=group["prompt"] or 0,
             completion_tokens=group["completion"] or 0,
             cached_prompt_tokens=group["cached"] or 0,
+            cache_write_tokens=group.get("written") or 0,
+            cache_write_1h_tokens=group.get("written_1h") or 0,
             original_latency_ms_sum=group.get("original") or 0.0,
         )
         model = group.get("entry__llm_model", group.get("llm_model")) or ""
@@ -282,3 +302,13 @@ def rebuild_from_calls(call_model: type[Call] = Call) -> int:
         present = {field.column for field in rollup_model._meta.concrete_fields}
         rollups.write(columns=tuple(name for name in COLUMNS if name in present))
     return len(rollups.hours)
+
+
+def _write_sums(call_model: type[Call], prefix: str) -> dict[str, Sum]:
+    """The prompt-cache write sums, where the (historical) call log has the columns."""
+    if "cache_write_tokens" not in {field.name for field in call_model._meta.concrete_fields}:
+        return {}
+    return {
+        "written": Sum(f"{prefix}cache_write_tokens"),
+        "written_1h": Sum(f"{prefix}cache_write_1h_tokens"),
+    }

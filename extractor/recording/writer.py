@@ -113,6 +113,7 @@ def write_tally(tally: Tally, *, dropped: int = 0) -> None:
                         counted.completion_tokens,
                         counted.cached_prompt_tokens,
                     ),
+                    writes=(counted.cache_write_tokens, counted.cache_write_1h_tokens),
                 ),
             )
         insert_calls(rows)
@@ -138,6 +139,7 @@ def _computed_counts(event: CallEvent) -> Counts:
         latencies,
         itemised=1,
         tokens=(usage.prompt_tokens, usage.completion_tokens, usage.cached_prompt_tokens),
+        writes=(usage.cache_write_tokens, usage.cache_write_1h_tokens),
     )
 
 
@@ -263,8 +265,11 @@ def _row_for_computed(
             earlier,
         )
     entry_id: int | None = None
+    document_sha = event.labels.get("document", "")
     if event.outcome == Outcome.MISS and event.stored and envelope is not None:
-        entry_id = _store_entry(event, version, arguments, fingerprint, envelope, earlier)
+        entry_id = _store_entry(
+            event, version, arguments, fingerprint, envelope, earlier, document_sha
+        )
     elif event.outcome == Outcome.REPLAY:
         entry_id = (
             Entry.objects.filter(key=event.key, status=Entry.Status.LIVE)
@@ -287,6 +292,9 @@ def _row_for_computed(
             usage.prompt_tokens,
             usage.completion_tokens,
             usage.cached_prompt_tokens,
+            usage.cache_write_tokens,
+            usage.cache_write_1h_tokens,
+            document_sha,
             input_preview(arguments),
             error,
             timestamp_adapter()(wall_time(event.started)),
@@ -301,6 +309,7 @@ def _store_entry(
     fingerprint: str,
     envelope: Envelope[Any],
     earlier: EarlierEntries,
+    document_sha: str,
 ) -> int:
     """The key's live row for this stored value; its id.
 
@@ -331,6 +340,7 @@ def _store_entry(
             "arguments": arguments,
             "input_fingerprint": fingerprint,
             "input_preview": input_preview(arguments),
+            "document_sha": document_sha,
         },
     )
     entry_id = upsert_live_entry(fields)
@@ -339,7 +349,13 @@ def _store_entry(
 
 
 def store_entry(
-    *, info: FunctionInfo, key: str, envelope: Envelope[Any], arguments: Any, ttl: float | None
+    *,
+    info: FunctionInfo,
+    key: str,
+    envelope: Envelope[Any],
+    arguments: Any,
+    ttl: float | None,
+    document_sha: str = "",
 ) -> Entry:
     """The row for a value stored outside a call (a replay the user accepted)."""
     version = schema_version_for(info)
@@ -358,6 +374,7 @@ def store_entry(
                 model_argument=info.model_argument,
             ),
             "input_preview": input_preview(arguments),
+            "document_sha": document_sha,
         },
     )
     return Entry.objects.get(pk=upsert_live_entry(fields))
@@ -388,6 +405,8 @@ def _entry_fields(
         "prompt_tokens": envelope.usage.prompt_tokens,
         "completion_tokens": envelope.usage.completion_tokens,
         "cached_prompt_tokens": envelope.usage.cached_prompt_tokens,
+        "cache_write_tokens": envelope.usage.cache_write_tokens,
+        "cache_write_1h_tokens": envelope.usage.cache_write_1h_tokens,
         "latency_ms": envelope.latency_ms,
         "created_at": created_at,
         "expires_at": created_at + dt.timedelta(seconds=ttl) if ttl else None,
@@ -435,6 +454,14 @@ def _write_hits(
                     if entry
                     else (0, 0, 0)
                 ),
+                writes=(
+                    (
+                        entry.cache_write_tokens * latencies.count,
+                        entry.cache_write_1h_tokens * latencies.count,
+                    )
+                    if entry
+                    else (0, 0)
+                ),
                 original_latency_ms=entry.latency_ms * latencies.count if entry else 0.0,
             ),
         )
@@ -456,12 +483,16 @@ def _write_hits(
                 0,
                 0,
                 0,
+                0,
+                0,
+                "",  # hits carry no labels: they sent nothing to the provider
                 entry.input_preview if entry else "",
                 "",
                 None,
             )
         )
-        head, middle = template[:7], template[8:15]
+        # Everything between the latency (index 7) and the time (last).
+        head, middle = template[:7], template[8:-1]
         for index, (started, latency) in enumerate(key_hits.itemised):
             rows.append((*head, latency * 1000, *middle, db_time(wall_time(started))))
             if index % YIELD_EVERY == YIELD_EVERY - 1:
@@ -493,6 +524,8 @@ def _entries_by_key(
             "prompt_tokens",
             "completion_tokens",
             "cached_prompt_tokens",
+            "cache_write_tokens",
+            "cache_write_1h_tokens",
             "latency_ms",
         )
         for entry in rows.order_by("key", "created_at", "id"):

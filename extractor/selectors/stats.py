@@ -4,11 +4,14 @@ Read from the counters (CallRollup), never from the call log: they count every
 call, itemised or not, and outlive the call log's retention.
 
 Money is an estimate from settings.EXTRACTOR_PRICES (USD per million tokens:
-input, cached input, output). A hit saved what its entry's LLM call cost, at
-the tokens that call used; provider prompt caching saved, on every call that
-did reach the LLM, the difference between the input and the cached-input
-price on its cached prompt tokens. The two never count the same token: hits
-carry no tokens of their own.
+input, cached input, 5-minute cache write, 1-hour cache write, output). Two
+layers save money, and they are reported apart, never added together:
+- the response cache (this site's hits): a hit saved what its entry's LLM call
+  cost, at the tokens that call used (cache reads and writes priced as billed);
+- the provider's prompt cache, on the calls that did reach the LLM: reads billed
+  at the cached-input price instead of the input price, minus what writing the
+  cache cost above the input price (prompt_cache_saving).
+They never count the same token: hits carry no tokens of their own.
 """
 
 from __future__ import annotations
@@ -51,51 +54,120 @@ LATENCY_LABELS = (
 _SNAPSHOT_SUFFIX = re.compile(r"-\d{4}-?\d{2}-?\d{2}")
 
 
+# A 3-number price (input, cached input, output) has its cache writes priced at
+# Anthropic's multipliers of the input price: 1.25x for 5 minutes, 2x for 1 hour.
+WRITE_5M_TIMES_INPUT = 1.25
+WRITE_1H_TIMES_INPUT = 2.0
+
+
 @dataclass(frozen=True)
 class Price:
-    """USD per million tokens."""
+    """USD per million tokens, in the order of an EXTRACTOR_PRICES entry."""
 
     input: float
     cached_input: float
+    cache_write: float  # written with the 5-minute TTL (Anthropic's default)
+    cache_write_1h: float
     output: float
 
 
 def price_of(model: str) -> Price | None:
     """The price of `model`, or of the model it is a dated snapshot of; None if unknown.
 
-    Only a date suffix is matched: "gpt-4.1-nano" is not priced as "gpt-4.1"
-    (it costs a twentieth of it), it is reported as unpriced instead.
+    "provider/model" is priced by its model part unless the full name has a price
+    of its own. Only a date suffix is matched ("-2024-07-18", Anthropic's
+    "-20251001"): "gpt-4.1-nano" is not priced as "gpt-4.1" (it costs a
+    twentieth of it), it is reported as unpriced instead.
     """
     if not model:
         return None
     prices = settings.EXTRACTOR_PRICES
+    names = [model]
+    if "/" in model:
+        names.append(model.rsplit("/", 1)[1])
+    for name in names:
+        raw = _raw_price(prices, name)
+        if raw is not None:
+            return _parsed(name, raw)
+    return None
+
+
+def _raw_price(prices: Mapping[str, Any], model: str) -> Any:
     raw = prices.get(model)
-    if raw is None:
-        for name, candidate in prices.items():
-            base = name.removesuffix("-latest")
-            if model.startswith(base) and _SNAPSHOT_SUFFIX.fullmatch(model[len(base) :]):
-                raw = candidate
-                break
-    if raw is None:
-        return None
+    if raw is not None:
+        return raw
+    model = model.removesuffix("-latest")
+    for name, candidate in prices.items():
+        base = name.removesuffix("-latest")
+        rest = model[len(base) :]
+        if model.startswith(base) and (not rest or _SNAPSHOT_SUFFIX.fullmatch(rest)):
+            return candidate
+    return None
+
+
+def _parsed(model: str, raw: Any) -> Price | None:
     try:
-        input_price, cached_price, output_price = (float(value) for value in raw)
+        values = [float(value) for value in raw]
     except (TypeError, ValueError):
-        # Reported as unpriced on the page rather than a 500 on every visit.
-        logger.warning("EXTRACTOR_PRICES[%r] is not three numbers: %r", model, raw)
-        return None
-    return Price(input_price, cached_price, output_price)
+        values = []
+    if len(values) == 3:
+        input_price, cached_price, output_price = values
+        return Price(
+            input_price,
+            cached_price,
+            input_price * WRITE_5M_TIMES_INPUT,
+            input_price * WRITE_1H_TIMES_INPUT,
+            output_price,
+        )
+    if len(values) == 5:
+        return Price(*values)
+    # Reported as unpriced on the page rather than a 500 on every visit.
+    logger.warning(
+        "EXTRACTOR_PRICES[%r] is neither 5 numbers (input, cached input, 5-minute write,"
+        " 1-hour write, output) nor 3 (input, cached input, output): %r",
+        model,
+        raw,
+    )
+    return None
 
 
-def call_cost(model: str, prompt: int, cached: int, completion: int) -> float | None:
-    """USD for one call's usage; `cached` is the part of `prompt` the provider had cached."""
+def call_cost(
+    model: str, prompt: int, cached: int, completion: int, *, write: int = 0, write_1h: int = 0
+) -> float | None:
+    """USD for one call's usage, counted as Usage counts it: `prompt` holds every input
+    token, `cached` of them read from the provider's prompt cache and `write` written
+    to it (`write_1h` of those with the 1-hour TTL)."""
     price = price_of(model)
     if price is None:
         return None
-    uncached = max(prompt - cached, 0)
+    write_1h = min(write_1h, write)
+    uncached = max(prompt - cached - write, 0)
     return (
-        uncached * price.input + cached * price.cached_input + completion * price.output
+        uncached * price.input
+        + cached * price.cached_input
+        + (write - write_1h) * price.cache_write
+        + write_1h * price.cache_write_1h
+        + completion * price.output
     ) / MILLION
+
+
+def prompt_cache_saving(model: str, *, read: int, write: int, write_1h: int) -> float | None:
+    """USD the provider's prompt cache saved on these tokens; None when `model` is unpriced.
+
+    Reads cost the cached-input price instead of the input price; writes cost more
+    than input (Anthropic: 1.25x for 5 minutes, 2x for 1 hour), and that premium
+    is taken off. Negative when the cache was written and not read enough to pay
+    for it. `write` counts every written token, `write_1h` the 1-hour part of them.
+    """
+    price = price_of(model)
+    if price is None:
+        return None
+    write_1h = min(write_1h, write)
+    read_saving = read * (price.input - price.cached_input)
+    write_premium = (write - write_1h) * (price.cache_write - price.input) + write_1h * (
+        price.cache_write_1h - price.input
+    )
+    return (read_saving - write_premium) / MILLION
 
 
 @dataclass
@@ -117,10 +189,14 @@ class Savings:
     latency_saved_ms: float = 0.0
     tokens_saved: int = 0
     cost_saved: float = 0.0
-    # Provider prompt caching, on the calls that did reach the LLM.
+    # Provider prompt caching, on the calls that did reach the LLM: tokens read from
+    # and written to its cache, and what it saved net of the write premium.
     reached_llm: int = 0
     provider_cached_tokens: int = 0
-    provider_cost_saved: float = 0.0
+    provider_write_tokens: int = 0
+    provider_write_1h_tokens: int = 0
+    provider_cost_saved: float = 0.0  # net: the write premium below taken off
+    provider_write_premium: float = 0.0  # what writing the cache cost above the input price
     unpriced_models: set[str] = field(default_factory=set)
     # How long hits (answered from the cache) and misses (which waited for the LLM)
     # took, one count per LATENCY_COLUMNS bucket.
@@ -169,7 +245,14 @@ class Savings:
         prompt, cached, completion = row["prompt"], row["cached"], row["completion"]
         self.latency_saved_ms += max(row["original_ms"] - row["latency_ms"], 0)
         self.tokens_saved += prompt + completion
-        cost = call_cost(model, prompt, cached, completion)
+        cost = call_cost(
+            model,
+            prompt,
+            cached,
+            completion,
+            write=row.get("write") or 0,
+            write_1h=row.get("write_1h") or 0,
+        )
         if cost is None:
             self.unpriced_models.add(model or NO_MODEL)
         else:
@@ -178,6 +261,7 @@ class Savings:
     def add_reached(self, row: Mapping[str, Any]) -> None:
         """Calls of one model and outcome that reached the LLM, and what its prompt cache saved."""
         model, cached, calls = row["llm_model"], row["cached"], row["calls"]
+        write, write_1h = row.get("write") or 0, row.get("write_1h") or 0
         self.calls += calls
         self.reached_llm += calls
         if row["outcome"] == Call.Outcome.MISS:
@@ -186,10 +270,14 @@ class Savings:
         elif row["outcome"] == Call.Outcome.ERROR:
             self.errors += calls
         self.provider_cached_tokens += cached
-        price = price_of(model)
-        if price is not None:
-            self.provider_cost_saved += cached * (price.input - price.cached_input) / MILLION
-        elif cached:
+        self.provider_write_tokens += write
+        self.provider_write_1h_tokens += write_1h
+        saving = prompt_cache_saving(model, read=cached, write=write, write_1h=write_1h)
+        if saving is not None:
+            self.provider_cost_saved += saving
+            premium = prompt_cache_saving(model, read=0, write=write, write_1h=write_1h)
+            self.provider_write_premium -= premium or 0.0
+        elif cached or write:
             self.unpriced_models.add(model or NO_MODEL)
 
 
@@ -390,6 +478,8 @@ def _sums(rollups: QuerySet[CallRollup], *keys: str) -> QuerySet[CallRollup, dic
             prompt=Sum("prompt_tokens"),
             completion=Sum("completion_tokens"),
             cached=Sum("cached_prompt_tokens"),
+            write=Sum("cache_write_tokens"),
+            write_1h=Sum("cache_write_1h_tokens"),
             **{column: Sum(column) for column in LATENCY_COLUMNS},
         )
         .order_by()

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -58,6 +58,8 @@ CHUNK = 1000
 # Rows marked per transaction: big enough to be quick, small enough that the write
 # lock (SQLite) or the row locks (PostgreSQL) are released every fraction of a second.
 MARK_CHUNK = 10_000
+# From this many marked rows on, PostgreSQL's statistics are refreshed before deleting.
+REFRESH_STATISTICS_FROM = 50_000
 Progress = Callable[[int, int], None]  # (removed so far, matched)
 # A RUNNING invalidation without progress for this long was cut off (its worker died or
 # was killed), a QUEUED one this old was never taken (no worker, or its job was lost):
@@ -297,6 +299,12 @@ def _mark(invalidation: Invalidation, token: str) -> None:
         last_id = ids[-1]
     # Every row this invalidation holds, a cut-off earlier run's marks included.
     matched = Entry.objects.filter(invalidation=invalidation).count()
+    if matched >= REFRESH_STATISTICS_FROM and connection.vendor == "postgresql":
+        # The planner's statistics still say no entry is marked: it would read the
+        # marked rows through the status index and sort them all for every chunk
+        # (0.9 s a chunk at a million). A sample of the table sets that right.
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(Entry._meta.db_table)}")
     _renew(invalidation, token, matched=matched, marked_at=now)
     invalidation.matched, invalidation.marked_at = matched, now
 

@@ -7,6 +7,7 @@ call); the fresh output is kept in a Replay row until the user decides.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from time import perf_counter, time
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from extractor import recording
-from extractor.caching import registry
+from extractor.caching import call_labels, registry
 from extractor.caching.decorator import CachedFunction
 from extractor.caching.usage import Usage, completion_info
 from extractor.llm import describe_provider_error
@@ -83,12 +84,17 @@ def entry_replay(*, entry: Entry, by: User | None) -> Replay:
     """Call the LLM for real with the entry's arguments; nothing is cached."""
     cached = replay_target(entry)
     arguments: dict[str, Any] = entry.arguments  # type: ignore[assignment]  # checked above
+    # The replay's call row joins the entry's context document, as its first call did.
+    labels = (
+        call_labels(document=entry.document_sha) if entry.document_sha else contextlib.nullcontext()
+    )
     started = perf_counter()
     try:
-        if cached.is_async:
-            result = asyncio.run(cached.areplay(**arguments))
-        else:
-            result = cached.replay(**arguments)
+        with labels:
+            if cached.is_async:
+                result = asyncio.run(cached.areplay(**arguments))
+            else:
+                result = cached.replay(**arguments)
     except ReplayImpossible:
         raise
     except TypeError as exc:
@@ -108,6 +114,8 @@ def entry_replay(*, entry: Entry, by: User | None) -> Replay:
         prompt_tokens=info.usage.prompt_tokens,
         completion_tokens=info.usage.completion_tokens,
         cached_prompt_tokens=info.usage.cached_prompt_tokens,
+        cache_write_tokens=info.usage.cache_write_tokens,
+        cache_write_1h_tokens=info.usage.cache_write_1h_tokens,
         latency_ms=latency_ms,
         requested_by=by,
     )
@@ -143,6 +151,8 @@ def replay_accept(*, replay: Replay, by: User | None) -> Entry:
             prompt_tokens=replay.prompt_tokens,
             completion_tokens=replay.completion_tokens,
             cached_prompt_tokens=replay.cached_prompt_tokens,
+            cache_write_tokens=replay.cache_write_tokens,
+            cache_write_1h_tokens=replay.cache_write_1h_tokens,
         ),
         latency_ms=replay.latency_ms,
         created_at=time(),

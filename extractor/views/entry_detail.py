@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET
 from extractor.auth import staff_required
 from extractor.models import Call, Entry
 from extractor.selectors import entries as selectors
+from extractor.selectors.prompt_caching import document_named
 from extractor.services.replay import ReplayImpossible, replay_target
 
 # An entry can have many thousands of calls (one per hit): a page at a time.
@@ -40,6 +41,7 @@ def entry_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "replaced_by": replaced_by,
             "replay_impossible": _why_not_replayable(entry),
             "replays": entry.replays.select_related("requested_by", "replacement")[:10],
+            "document": document_named(entry.document_sha),
         },
     )
 

@@ -16,17 +16,24 @@ from extractor.services.extraction import extraction_run
 def extract(request: HtmxHttpRequest) -> HttpResponse:
     result = None
     if request.method == "POST":
-        form = ExtractForm(request.POST)
+        form = ExtractForm(request.POST, request.FILES)
         if form.is_valid():
+            data = form.cleaned_data
             result = extraction_run(
-                text=form.cleaned_data["text"],
-                schema_name=form.cleaned_data["schema"],
-                model=form.cleaned_data["model"],
-                refresh=form.cleaned_data["refresh"],
+                text=data["text"],
+                schema_name=data["schema"],
+                model=data["model"],
+                refresh=data["refresh"],
+                document_text=data["document_text"],
+                document_name=data["document_name"],
+                cache_ttl=data["cache_ttl"],
             )
             # A refresh is one run's choice: left ticked, the next Extract would
             # call (and pay for) the LLM again where the cache holds the answer.
-            form = ExtractForm(initial={**form.cleaned_data, "refresh": False})
+            # An uploaded document stays as text, ready for the next question.
+            form = ExtractForm(
+                initial={**data, "refresh": False, "document": data["document_text"]}
+            )
     else:
         form = ExtractForm()
     return render_page_or_fragment(

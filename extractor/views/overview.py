@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET
 from extractor.auth import staff_required
 from extractor.forms import OverviewRangeForm, OverviewWindowForm
 from extractor.http import HtmxHttpRequest, render_page_or_fragment
+from extractor.selectors.prompt_caching import prompt_caching_overview
 from extractor.selectors.stats import overview as select_overview
 from extractor.selectors.stats import overview_of_dates
 
@@ -39,5 +40,10 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
             "window": None if figures.dates else window_form.window(),
             "windows": OverviewWindowForm.CHOICES,
             "range_form": range_form,
+            # Provider prompt caching, per model and per document: its own tables, never
+            # merged with the response cache's.
+            "prompt_caching": prompt_caching_overview(
+                since=figures.since, until=figures.until, whole_days=figures.bucket == "day"
+            ),
         },
     )

@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import Locator, Page, expect
 
-MODEL = "gpt-4o-mini"
+MODEL = "openai/gpt-4o-mini"
 
 
 def extract(page: Page, base_url: str, text: str, *, schema: str = "UserDetail") -> Locator:
@@ -18,7 +18,7 @@ def extract(page: Page, base_url: str, text: str, *, schema: str = "UserDetail")
     if not page.url.startswith(f"{base_url}/extract/"):
         page.goto(f"{base_url}/extract/")
     result = page.locator("#extract-result")
-    page.get_by_label("Text").fill(text)
+    page.locator("#id_text").fill(text)
     page.get_by_label("Schema").select_option(schema)
     page.get_by_label("LLM model").select_option(MODEL)
     # Mark the current result so the wait below is for the new one, not the old one.

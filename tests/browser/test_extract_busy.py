@@ -16,13 +16,13 @@ def test_the_fields_are_disabled_during_the_request_and_their_values_sent(
     fake_llm.stall(3)  # long enough to see the request in flight, not a timing assertion
     page = staff_login()
     page.goto(f"{live_server.url}/extract/")
-    page.get_by_label("Text").fill("Jason is 25 years old.")
+    page.locator("#id_text").fill("Jason is 25 years old.")
 
     page.get_by_role("button", name="Extract").click()
 
     for field in ("Text", "Schema", "LLM model"):
         expect(page.get_by_label(field)).to_be_disabled()
     expect(page.get_by_test_id("output")).to_contain_text('"age": 25')
-    expect(page.get_by_label("Text")).to_be_enabled()
-    expect(page.get_by_label("Text")).to_have_value("Jason is 25 years old.")
+    expect(page.locator("#id_text")).to_be_enabled()
+    expect(page.locator("#id_text")).to_have_value("Jason is 25 years old.")
     assert fake_llm.count == 1

@@ -19,7 +19,7 @@ def test_the_shortcut_in_the_text_submits_the_form_in_place(
     page.goto(f"{live_server.url}/extract/")
     expect(page.get_by_text("Ctrl+Enter to run.")).to_be_visible()
     mark_document(page)
-    text = page.get_by_label("Text")
+    text = page.locator("#id_text")
     text.fill("Jason is 25 years old.")
 
     text.press(shortcut)
@@ -30,7 +30,7 @@ def test_the_shortcut_in_the_text_submits_the_form_in_place(
     # The shortcut does not type a newline into what was sent.
     assert fake_llm.requests[0]["messages"][-1]["content"] == "Jason is 25 years old."
     # It still works on the form htmx swapped in.
-    page.get_by_label("Text").press(shortcut)
+    page.locator("#id_text").press(shortcut)
     expect(page.get_by_test_id("outcome")).to_have_text("Hit")
     assert fake_llm.count == 1
 
@@ -38,7 +38,7 @@ def test_the_shortcut_in_the_text_submits_the_form_in_place(
 def test_a_plain_enter_still_types_a_newline(staff_login, live_server, fake_llm):
     page = staff_login()
     page.goto(f"{live_server.url}/extract/")
-    text = page.get_by_label("Text")
+    text = page.locator("#id_text")
     text.fill("line one")
 
     text.press("Enter")

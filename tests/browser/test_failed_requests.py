@@ -33,7 +33,7 @@ def test_an_expired_session_during_extract_keeps_the_typed_text(staff_login, liv
     page = staff_login()
     page.goto(f"{base}/extract/")
     page.context.clear_cookies(name="sessionid")
-    page.get_by_label("Text").fill("Grace is 85 years old.")
+    page.locator("#id_text").fill("Grace is 85 years old.")
 
     page.get_by_role("button", name="Extract").click()
 
@@ -42,4 +42,4 @@ def test_an_expired_session_during_extract_keeps_the_typed_text(staff_login, liv
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(f"{base}/extract/")
-    expect(page.get_by_label("Text")).to_have_value("Grace is 85 years old.")
+    expect(page.locator("#id_text")).to_have_value("Grace is 85 years old.")

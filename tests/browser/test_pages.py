@@ -176,13 +176,13 @@ def test_the_pages_read_and_the_forms_work_without_javascript(
 
     # The Extract form posts as a plain form and the whole page comes back.
     page.goto(f"{base}/extract/")
-    page.get_by_label("Text").fill("Linus is 54.")
+    page.locator("#id_text").fill("Linus is 54.")
     page.get_by_role("button", name="Extract").click()
     expect(page.get_by_test_id("outcome")).to_have_text("Miss")
     expect(page.get_by_test_id("output")).to_contain_text('"name": "Linus"')
     assert fake_llm.count == 1
     fake_llm.answer_with({"name": "Someone", "age": 20})
-    page.get_by_label("Text").fill("Someone else is 20.")
+    page.locator("#id_text").fill("Someone else is 20.")
     page.get_by_role("button", name="Extract").click()
     expect(page.get_by_test_id("output")).to_contain_text('"name": "Someone"')
     assert fake_llm.count == 2
@@ -216,8 +216,8 @@ def test_an_empty_text_is_refused_in_place_without_calling_the_llm(
     mark_document(page)
     page.get_by_role("button", name="Extract").click()
     # The browser's own required-field check stops an empty submit: nothing is sent.
-    assert page.get_by_label("Text").evaluate("el => el.validity.valueMissing") is True
-    page.get_by_label("Text").fill("   ")
+    assert page.locator("#id_text").evaluate("el => el.validity.valueMissing") is True
+    page.locator("#id_text").fill("   ")
     page.get_by_role("button", name="Extract").click()
     expect(page.get_by_role("alert")).to_have_text("Enter some text to extract from.")
     expect(page.get_by_test_id("outcome")).to_have_count(0)

@@ -35,6 +35,7 @@ def test_the_entry_page_fits_a_phone_width(staff_login, live_server):
         "/extract/",
         "/entries/",
         "/calls/",
+        "/documents/",
         "/schemas/",
         "/invalidate/",
         "/invalidate/?action=selection&target=state%3Dlive",
@@ -56,4 +57,4 @@ def test_every_page_fits_a_phone_width_under_a_two_row_header(staff_login, live_
     # The brand and "Log out" on one row, the page links on the other (they scroll
     # sideways inside their own row when they do not fit).
     assert header["height"] <= 100, f"the header is {header['height']:.0f} px tall"
-    assert page.get_by_role("navigation", name="Main").get_by_role("link").count() == 6
+    assert page.get_by_role("navigation", name="Main").get_by_role("link").count() == 7

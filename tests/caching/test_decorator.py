@@ -106,6 +106,7 @@ def test_the_stored_envelope_carries_the_model_usage_and_output(extract, disk_ba
         "completion_tokens": 40,
         "cached_prompt_tokens": 1024,
         "cache_write_tokens": 0,
+        "cache_write_1h_tokens": 0,
     }
 
 

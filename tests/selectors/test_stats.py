@@ -49,9 +49,10 @@ def hits(entry, count, latency_ms=0.02, **fields):
 def test_a_priced_model_and_its_dated_snapshots_have_its_price(prices, settings):
     settings.EXTRACTOR_PRICES = {**PRICES, "claude-3-5-haiku-latest": (0.8, 0.08, 4.0)}
 
-    assert price_of("model-a") == Price(1.0, 0.5, 2.0)
-    assert price_of("model-a-2024-07-18") == Price(1.0, 0.5, 2.0)
-    assert price_of("claude-3-5-haiku-20241022") == Price(0.8, 0.08, 4.0)
+    # Three numbers: the cache writes at 1.25x and 2x the input price.
+    assert price_of("model-a") == Price(1.0, 0.5, 1.25, 2.0, 2.0)
+    assert price_of("model-a-2024-07-18") == Price(1.0, 0.5, 1.25, 2.0, 2.0)
+    assert price_of("claude-3-5-haiku-20241022") == Price(0.8, 0.08, 1.0, 1.6, 4.0)
 
 
 @pytest.mark.parametrize("model", ["model-a-nano", "model-ab", "", "unknown"])

@@ -38,6 +38,7 @@ def log():
         latency_ms=850.0,
         prompt_tokens=1200,
         cached_prompt_tokens=1024,
+        cache_write_tokens=96,
         completion_tokens=30,
         input_preview="miss a",
         created_at=NOW - dt.timedelta(hours=2),
@@ -68,7 +69,9 @@ def test_every_call_newest_first_with_its_details(staff_client, log):
     assert "v1 -&gt; v2" in html
     assert "0.012 ms" in html
     assert "850 ms" in html
-    assert "1,200 / 1,024 / 30" in html
+    # In, of which read from and written to the provider's prompt cache, out.
+    assert "1,200 / 1,024 / 96 / 30" in html
+    assert "Tokens in / read / written / out" in html
     assert "provider said no" in html
     assert '<td title="app:extract_a">extract_a</td>' in html
     miss = Call.objects.get(input_preview="miss a")

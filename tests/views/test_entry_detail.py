@@ -11,6 +11,7 @@ from extractor.models import Call, Entry
 from tests.factories import (
     CachedFunctionFactory,
     CallFactory,
+    DocumentFactory,
     EntryFactory,
     InvalidationFactory,
     SchemaVersionFactory,
@@ -59,6 +60,32 @@ def test_the_page_shows_input_output_and_key_components(staff_client):
     assert '<p class="lead">' in html
 
 
+def test_the_page_shows_the_prompt_cache_tokens_and_links_the_document(staff_client):
+    document = DocumentFactory(name="lease-2026.txt")
+    entry = EntryFactory(
+        document_sha=document.sha256,
+        prompt_tokens=2400,
+        cached_prompt_tokens=0,
+        cache_write_tokens=2300,
+        cache_write_1h_tokens=2300,
+    )
+
+    html = staff_client.get(url(entry)).content.decode()
+
+    assert (
+        '<dd data-testid="prompt-cache-tokens">0 read · 2,300 written'
+        " (2,300 of them with the 1-hour TTL)</dd>"
+    ) in html
+    document_link = reverse("extractor:document", args=[document.pk])
+    assert f'<a href="{document_link}">lease-2026.txt</a>' in html
+
+
+def test_an_entry_without_a_document_names_none(staff_client):
+    html = staff_client.get(url(EntryFactory())).content.decode()
+
+    assert 'data-testid="entry-document"' not in html
+
+
 def test_an_entry_first_seen_on_a_hit_says_its_arguments_were_not_recorded(staff_client):
     entry = EntryFactory(arguments=None, input_preview="Jason is 25")
 
@@ -100,7 +127,8 @@ def test_every_call_of_the_entry_and_its_keys_misses_and_errors_newest_first(sta
     assert "Backend error" in html
     assert "ConnectionError: refused" in html
     assert 'class="badge outcome-hit"' in html
-    assert "120 / 30" in html
+    # In, read from and written to the provider's prompt cache, out.
+    assert "120 / 0 / 0 / 30" in html
     assert "900 ms" in html
     assert "<dt>Computed because</dt><dd>Schema changed (v1 → v2)</dd>" in html
 

@@ -18,7 +18,7 @@ def post(
     client,
     text="Jason is 25 years old",
     schema="UserDetail",
-    model="gpt-4o-mini",
+    model="gpt-4o-mini",  # a bare name is the listed openai/gpt-4o-mini
     refresh=None,
     **extra,
 ):

@@ -331,3 +331,15 @@ def test_an_entry_whose_arguments_are_in_their_typed_key_form_is_not_replayed(
     assert fake_llm.count == 0
     assert not Replay.objects.exists()
     assert any("key form" in message for message in messages_of(response))
+
+
+def test_the_replay_page_shows_the_provider_prompt_cache_apart(
+    staff_client, fake_llm, cached_entry
+):
+    fake_llm.report_usage(prompt_tokens=5000, completion_tokens=30, cached_tokens=2400)
+
+    response = start(staff_client, cached_entry)
+
+    html = staff_client.get(response["Location"]).content.decode()
+    assert "5000 in · 30 out" in html
+    assert '<dd data-testid="replay-prompt-cache">read 2,400 tokens</dd>' in html
