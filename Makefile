@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run serve test lint typecheck bench setup browser clean
+.PHONY: run serve test lint typecheck bench mutate mutate-show setup browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,36 @@ typecheck: $(DEV_STAMP)
 ## bench: time the hit path against the recipe and Instructor's own cache
 bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/hit_path.py
+
+# Mutation testing (README "Mutation testing"), one module at a time: a run over all of
+# caching/ and recording/ takes hours on 2 cores. Empty PATHS and TESTS keep pyproject's
+# [tool.mutmut] defaults; PATHS are globs of files to mutate, TESTS the pytest files to run.
+PATHS ?=
+TESTS ?=
+# mutmut 3 reads its settings only from pyproject.toml, once, at import: PATHS and TESTS
+# replace two of them in the process before its command line runs.
+MUTMUT = $(BIN)/python -c 'import sys; from mutmut.configuration import config; \
+	c = config(); c.only_mutate = sys.argv[1].split() or c.only_mutate; \
+	c.pytest_add_cli_args_test_selection = sys.argv[2].split() or c.pytest_add_cli_args_test_selection; \
+	from mutmut.__main__ import cli; cli(sys.argv[3:])' "$(PATHS)" "$(TESTS)"
+
+## mutate: mutation-test PATHS against TESTS with mutmut (e.g. `make mutate
+## PATHS=extractor/recording/rollups.py TESTS=tests/recording/test_rollups.py`); prints the
+## score and the surviving mutants. Not part of .ci/run.
+mutate: $(DEV_STAMP)
+	@# mutmut keeps a mutant's result until its function changes, even when TESTS changed.
+	rm -rf mutants
+	$(MUTMUT) run --max-children 2
+	@$(MUTMUT) export-cicd-stats >/dev/null
+	@$(BIN)/python -c 'import json; s = json.load(open("mutants/mutmut-cicd-stats.json")); \
+	caught, total = s["killed"] + s["timeout"], s["total"]; \
+	print(f"\nscore: {caught}/{total} mutants caught ({100 * caught // max(total, 1)}%);", \
+	      s["survived"], "survived,", s["no_tests"], "reached by no test in TESTS")'
+	@echo "surviving and untested mutants (\`make mutate-show PATHS=... NAME=...\` prints one's diff):"
+	@$(MUTMUT) results
+
+mutate-show:
+	@$(MUTMUT) show "$(NAME)"
 
 clean:
 	rm -rf $(VENV) .data staticfiles

@@ -10,6 +10,7 @@ from django.utils.functional import SimpleLazyObject
 
 from extractor.caching.backends import CacheBackend
 from extractor.caching.defaults import default_backend
+from extractor.redaction import redact
 from extractor.selectors.display_names import display_names as select_display_names
 
 logger = logging.getLogger("extractor")
@@ -43,6 +44,8 @@ def default_cache_problem() -> str | None:
         return problem
     try:
         problem = backend.problem()
+        # It quotes paths and URLs, which may carry a password or a key: masked like logs.
+        problem = redact(problem) if problem else problem
     except Exception:  # the banner must never be what breaks a page
         logger.exception("could not check the cache backend %s", backend.label)
         problem = None

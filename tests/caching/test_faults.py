@@ -120,8 +120,19 @@ def test_a_pickled_diskcache_value_is_refused_never_unpickled(client, disk_backe
     assert json.loads(disk_backend.get(key))["output"]["name"] == "name of Jason is 25"
 
 
-def test_a_dead_redis_is_called_through_and_skipped_during_the_cool_down(client, fake_llm):
+def test_a_dead_redis_is_called_through_and_skipped_during_the_cool_down(
+    client, fake_llm, retry_after, monkeypatch
+):
+    retry_after(60.0)
     dead = RedisBackend(f"redis://127.0.0.1:{free_port()}/0")
+    reads: list[str] = []
+    real_get = dead.get
+
+    def counted_get(key: str) -> bytes | None:
+        reads.append(key)
+        return real_get(key)
+
+    monkeypatch.setattr(dead, "get", counted_get)
     extract = cached_extraction(client, dead)
 
     with capture_calls() as calls:
@@ -130,6 +141,8 @@ def test_a_dead_redis_is_called_through_and_skipped_during_the_cool_down(client,
 
     assert first.name == second.name == "name of Jason is 25"
     assert fake_llm.count == 2
+    # Only the first call paid for the refused connection; the second skipped Redis.
+    assert len(reads) == 1
     assert [(event.outcome, event.miss_reason, event.stored) for event in calls] == [
         ("miss", "backend_error", False),
         ("miss", "backend_error", False),

@@ -93,12 +93,17 @@ def test_a_second_process_is_served_from_the_disk_cache(run_script, fake_llm, tm
     assert first["user"] == {"name": "name of Jason is 25", "age": 12}
 
 
-def test_a_second_process_is_served_from_redis(run_script, fake_llm, redis_cache_url):
+def test_a_second_process_is_served_from_redis(
+    run_script, fake_llm, redis_cache_url, redis_backend
+):
+    # redis_backend is on the same prefix: its teardown removes the keys stored here.
     first = run_script(redis_cache_url)
     second = run_script(redis_cache_url)
 
     assert fake_llm.count == 1
     assert second == first
+    assert redis_backend.get(first["key"]) is not None
+    assert list(redis_backend.scan_keys()) == [first["key"]]
 
 
 def test_this_process_computes_the_key_another_process_stored(

@@ -102,6 +102,10 @@ def test_a_changed_response_model_is_a_miss(modules, fake_llm, before, after):
     old_info, new_info = old.extract_user.cache.info, new.extract_user.cache.info
     assert new_info.code_fingerprint == old_info.code_fingerprint
     assert new_info.schema_fingerprint != old_info.schema_fingerprint
+    # A miss because the key differs, not only because the stored value's
+    # fingerprint fails the check on read.
+    key = new.extract_user.cache.cache_key("Jason is 25")
+    assert key != old.extract_user.cache.cache_key("Jason is 25")
 
 
 def test_editing_the_prompt_inside_the_function_is_a_miss(modules, fake_llm):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -60,11 +61,19 @@ def test_it_asks_first_and_a_no_changes_nothing(entries, monkeypatch):
 
 
 def test_a_yes_at_the_prompt_invalidates(entries, monkeypatch):
-    run("--stale", stdin="y\n", monkeypatch=monkeypatch)  # nothing is stale: no prompt
+    out, _ = run("--stale", stdin="y\n", monkeypatch=monkeypatch)
+
+    # Nothing is stale: no prompt (the answer stays unread) and nothing changes.
+    assert "Nothing to invalidate" in out
+    assert sys.stdin.read() == "y\n"
+    assert not Invalidation.objects.exists()
 
     out, _ = run("--model", "gpt-4o-mini", stdin="y\n", monkeypatch=monkeypatch)
 
     assert "Invalidated 4 entries" in out
+    assert Invalidation.objects.get().status == "done"
+    assert not Entry.objects.filter(status=Entry.Status.LIVE).exists()
+    assert all(default_backend().get(entry.key) is None for entry in entries)
 
 
 def test_a_schema_version(entries):

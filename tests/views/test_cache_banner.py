@@ -58,6 +58,18 @@ def test_extraction_goes_to_the_llm_while_the_cache_directory_is_broken(
     assert BANNER in response.content.decode()
 
 
+def test_the_banner_masks_a_secret_in_the_path_it_quotes(staff_client, settings, tmp_path):
+    secret = "sk-banner0123456789abcdefXYZ"  # a key pasted into the cache path by mistake
+    (tmp_path / secret).mkdir()
+    settings.EXTRACTOR_CACHE_URL = f"disk://{unopenable(tmp_path / secret)}"
+
+    html = staff_client.get(reverse("extractor:overview")).content.decode()
+
+    assert BANNER in html
+    assert "sk-***" in html
+    assert secret not in html
+
+
 def test_no_banner_while_the_cache_works(staff_client):
     assert BANNER not in staff_client.get(reverse("extractor:overview")).content.decode()
 

@@ -234,13 +234,15 @@ def test_cached_output_is_escaped_on_the_replay_page(staff_client, fake_llm, flu
     fake_llm.answer_with({"name": "<script>alert(1)</script>", "age": 25})
     extraction.extract(TEXT, "UserDetail", "gpt-4o-mini")
     flush_records()
-    fake_llm.answer_with({"name": "Jason", "age": 25})
+    fake_llm.answer_with({"name": "<script>alert(2)</script>", "age": 25})
 
     response = start(staff_client, Entry.objects.get(), follow=True)
 
     html = response.content.decode()
-    assert "<script>alert(1)</script>" not in html
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    # Both columns, in the diff table and in the JSON of both outputs.
+    for cached_or_fresh in ("alert(1)", "alert(2)"):
+        assert f"<script>{cached_or_fresh}</script>" not in html
+        assert html.count(f"&lt;script&gt;{cached_or_fresh}&lt;/script&gt;") == 2
 
 
 # -- access -------------------------------------------------------------------------
