@@ -33,8 +33,13 @@ from extractor.selectors.keyset import (
     parse_cursor,
 )
 
-# _window: the counter rows of the overview's window, read the way its other figures are.
-from extractor.selectors.stats import NO_MODEL, _window, call_cost, prompt_cache_saving
+# counters_in_window: the counter rows of the overview's window, read as its other figures are.
+from extractor.selectors.stats import (
+    NO_MODEL,
+    call_cost,
+    counters_in_window,
+    prompt_cache_saving,
+)
 
 # Every outcome but a hit called the LLM (bypasses and replays too).
 LLM_OUTCOMES = (Call.Outcome.MISS, Call.Outcome.ERROR, Call.Outcome.BYPASS, Call.Outcome.REPLAY)
@@ -303,7 +308,7 @@ def prompt_caching_overview(
     *, since: dt.datetime | None, until: dt.datetime, whole_days: bool
 ) -> PromptCachingOverview:
     """Per model from the counters (every call), per document from the call log."""
-    rollups = _window(since, until, whole_days=whole_days)
+    rollups = counters_in_window(since, until, whole_days=whole_days)
     model_rows = (
         rollups.exclude(outcome=Call.Outcome.HIT)
         .values("llm_model")

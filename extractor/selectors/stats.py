@@ -422,7 +422,7 @@ def _overview(
     dates: tuple[dt.date, dt.date] | None = None,
     up_to_now: bool = True,
 ) -> Overview:
-    rollups = _window(since, until, whole_days=bucket == "day")
+    rollups = counters_in_window(since, until, whole_days=bucket == "day")
     names = display_names()
     # One GROUP BY per breakdown; each keeps the model, which prices the tokens.
     per_model = list(_sums(rollups, "llm_model"))
@@ -504,7 +504,7 @@ def _local_midnight(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
-def _window(
+def counters_in_window(
     since: dt.datetime | None, until: dt.datetime, *, whole_days: bool
 ) -> QuerySet[CallRollup]:
     """The counter rows covering [since, until]: with `whole_days` the hours of the
