@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run serve test lint typecheck bench mutate mutate-show setup browser clean
+.PHONY: run serve test lint typecheck bench mutate mutate-show mutate-changed setup browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -107,6 +107,21 @@ mutate: $(DEV_STAMP)
 
 mutate-show:
 	@$(MUTMUT) show "$(NAME)"
+
+# The habit: before merging, mutate what the branch changed. Each changed file's tests are
+# its room under tests/ (extractor/caching/backends/redis.py -> tests/caching).
+BASE ?= main
+CHANGED = git diff --name-only --diff-filter=d $(BASE) -- \
+	'extractor/caching/*.py' 'extractor/recording/*.py' 'extractor/services/*.py'
+
+## mutate-changed: mutation-test the library, recorder and services files changed since
+## BASE (default main, uncommitted changes included), each against its tests' folder.
+mutate-changed:
+	@paths="$$($(CHANGED) | tr '\n' ' ')"; \
+	if [ -z "$$paths" ]; then echo "nothing under caching/, recording/ or services/ changed since $(BASE)"; exit 0; fi; \
+	tests="$$(for p in $$paths; do echo "$$p" | sed -E 's#^extractor/([a-z_]+)/.*#tests/\1#'; done | sort -u | tr '\n' ' ')"; \
+	echo "mutating $$paths against $$tests"; \
+	$(MAKE) --no-print-directory mutate PATHS="$$paths" TESTS="$$tests"
 
 clean:
 	rm -rf $(VENV) .data staticfiles

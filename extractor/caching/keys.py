@@ -12,9 +12,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections.abc import Callable
-from decimal import Decimal
-from enum import Enum
-from pathlib import PurePath
 from typing import Any
 
 import orjson
@@ -36,22 +33,10 @@ _ORJSON_OPTIONS = orjson.OPT_SORT_KEYS
 
 
 def canonical_json(value: Any) -> bytes:
-    """Encode `value` as sorted-key JSON; raise TypeError for what has no JSON form."""
-    return orjson.dumps(value, default=_encode_extra, option=_ORJSON_OPTIONS)
-
-
-def _encode_extra(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, (set, frozenset)):
-        return sorted(value, key=canonical_json)
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, Enum):
-        return value.value
-    raise TypeError(f"{type(value).__qualname__} has no canonical JSON form")
+    """Sorted-key JSON of a plain JSON value: a schema, the static key fields, or
+    arguments as recorded. Argument values of a call go through encode_arguments,
+    which gives everything else a canonical form."""
+    return orjson.dumps(value, option=_ORJSON_OPTIONS)
 
 
 def schema_fingerprint(model: type[BaseModel]) -> tuple[str, dict[str, Any]]:

@@ -37,11 +37,6 @@ _BOUNDS_S = tuple(bound / 1000 for bound in LATENCY_BOUNDS_MS)
 EVERY_HIT = -1  # EXTRACTOR_ITEMISED_HITS_PER_SECOND meaning "itemise every hit"
 
 
-def latency_slot(seconds: float) -> int:
-    """The index of the distribution bucket a latency falls in."""
-    return bisect_left(_BOUNDS_S, seconds)
-
-
 @dataclass(slots=True)
 class Latencies:
     """Count, sum, max and distribution of some calls' latencies (seconds)."""

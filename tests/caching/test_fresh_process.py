@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+# Runs the library in other processes: mutmut's mutated copy cannot be imported there,
+# so `make mutate` leaves these tests out (README "Mutation testing").
+pytestmark = pytest.mark.processes
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 # Configured from the environment, as a deployed script would be.

@@ -11,6 +11,22 @@ from django.conf import settings as django_settings
 from extractor.caching import MemoryBackend, capture_calls, instructor_cache
 from tests.caching.support import UserDetail, outcomes
 
+# The classes below are decorated once, at import: their backends and the key builder made
+# at their first call outlive a test. Each test starts them as a new process would: empty
+# backends, nothing fingerprinted yet (a second pytest run in one process, as mutmut does,
+# would otherwise read the first run's entries as hits and never build a key builder).
+EXTRACTOR_BACKEND = MemoryBackend()
+CLASSMETHOD_BACKEND = MemoryBackend()
+STATICMETHOD_BACKEND = MemoryBackend()
+
+
+@pytest.fixture(autouse=True)
+def fresh_classes() -> None:
+    for backend in (EXTRACTOR_BACKEND, CLASSMETHOD_BACKEND, STATICMETHOD_BACKEND):
+        backend.clear()
+    for method in (Extractor.extract, Service.__dict__["from_class"].__func__, Service.static):
+        method.cache._prepared = None
+
 
 def ask(client, text: str, model: str = "gpt-4o-mini") -> UserDetail:
     return client.chat.completions.create(
@@ -38,6 +54,30 @@ def test_an_environment_variable_read_in_the_function_is_part_of_the_key(
     assert [request["model"] for request in fake_llm.requests] == ["gpt-4o-mini", "gpt-4o"]
 
 
+def test_calls_by_keyword_join_what_the_function_reads_to_their_own_key(
+    client, fake_llm, monkeypatch
+):
+    monkeypatch.setenv("CACHESITE_TEST_MODEL", "gpt-4o-mini")
+
+    @instructor_cache(backend=MemoryBackend())
+    def extract(text: str) -> UserDetail:
+        return ask(client, text, model=os.environ["CACHESITE_TEST_MODEL"])
+
+    with capture_calls() as calls:
+        extract(text="Jason is 25")
+        extract(text="Jason is 25")
+        extract(text="Sarah is 30")
+        monkeypatch.setenv("CACHESITE_TEST_MODEL", "gpt-4o")
+        extract(text="Jason is 25")
+
+    assert outcomes(calls) == ["miss", "hit", "miss", "miss"]
+    assert [request["model"] for request in fake_llm.requests] == [
+        "gpt-4o-mini",
+        "gpt-4o-mini",
+        "gpt-4o",
+    ]
+
+
 def test_a_setting_read_in_the_function_is_part_of_the_key(client, fake_llm, settings):
     settings.CACHESITE_TEST_MODEL = "gpt-4o-mini"
 
@@ -62,7 +102,7 @@ class Extractor:
         self.client = client
         self.model = model
 
-    @instructor_cache(backend=MemoryBackend(), key=lambda self, text: text)
+    @instructor_cache(backend=EXTRACTOR_BACKEND, key=lambda self, text: text)
     def extract(self, text: str) -> UserDetail:
         return self.client.chat.completions.create(
             model=self.model, response_model=UserDetail, messages=self._messages(text)
@@ -89,14 +129,14 @@ def test_a_helper_method_called_on_self_is_followed():
 class Service:
     model = "gpt-4o-mini"
 
-    @instructor_cache(backend=MemoryBackend())
+    @instructor_cache(backend=CLASSMETHOD_BACKEND)
     @classmethod
     def from_class(cls, text: str) -> UserDetail:
         return cls.client.chat.completions.create(
             model=cls.model, response_model=UserDetail, messages=[{"role": "user", "content": text}]
         )
 
-    @instructor_cache(backend=MemoryBackend(), key=lambda client, text: text)
+    @instructor_cache(backend=STATICMETHOD_BACKEND, key=lambda client, text: text)
     @staticmethod
     def static(client, text: str) -> UserDetail:
         return ask(client, text)

@@ -21,6 +21,10 @@ import pytest
 
 from tests.fake_llm import FakeLLM
 
+# Runs the library in other processes: mutmut's mutated copy cannot be imported there,
+# so `make mutate` leaves these tests out (README "Mutation testing").
+pytestmark = pytest.mark.processes
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 PROMPTS = """

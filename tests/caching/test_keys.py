@@ -366,8 +366,9 @@ def test_a_key_function_that_returns_no_json_form_is_refused(fake_llm):
     def extract(text: str) -> UserDetail:
         raise AssertionError("never called")
 
-    with pytest.raises(ArgumentEncodingError, match="key function"):
+    with pytest.raises(ArgumentEncodingError, match="key function") as raised:
         extract("Jason is 25")
+    assert "object has no canonical form" in str(raised.value)
     assert fake_llm.count == 0
 
 
@@ -402,3 +403,165 @@ def test_a_wrong_call_raises_the_type_error_the_function_would(
     assert type(wrapped.value) is type(plain.value)
     assert mentioned in str(plain.value)
     assert fake_llm.count == 0
+
+
+# --- Defaults filled in: a call and the same call with its defaults spelled out ----
+
+
+def test_a_call_with_its_defaults_filled_in_shares_the_key_even_when_every_parameter_has_one(
+    client, fake_llm
+):
+    @instructor_cache(backend=MemoryBackend())
+    def extract(text: str = "Jason is 25", attempts: int = 2) -> UserDetail:
+        return client.chat.completions.create(
+            model="gpt-4o-mini",
+            response_model=UserDetail,
+            messages=[{"role": "user", "content": text}],
+        )
+
+    with capture_calls() as calls:
+        extract()
+        extract("Jason is 25")
+        extract("Jason is 25", 2)
+        extract(attempts=2)
+        extract(text="Jason is 25")
+
+    assert fake_llm.count == 1
+    assert outcomes(calls) == ["miss", "hit", "hit", "hit", "hit"]
+    assert {extract.cache.cache_key(), extract.cache.cache_key(attempts=2)} == {
+        extract.cache.cache_key("Jason is 25", 2)
+    }
+
+    extract("Sarah is 31")
+    extract(attempts=3)
+    assert fake_llm.count == 3
+
+
+# --- A wrong call raises TypeError, even when its key is already cached ------------
+
+WRONG_CALLS = [
+    pytest.param(
+        ("Jason is 25", "gpt-4o-mini"),
+        {"model": "gpt-4o-mini"},
+        "'model'",
+        id="every argument positional and one again by keyword",
+    ),
+    pytest.param(("Jason is 25",), {"text": "Jason is 25"}, "'text'", id="given twice"),
+    pytest.param(("Jason is 25", "gpt-4o-mini", 1), {}, "positional", id="one too many"),
+    pytest.param((), {"model": "gpt-4o-mini"}, "'text'", id="missing"),
+    pytest.param(("Jason is 25",), {"temperature": 0}, "'temperature'", id="unknown keyword"),
+    pytest.param(
+        (),
+        {"text": "Jason is 25", "temperature": 0},
+        "'temperature'",
+        id="unknown keyword beside a right one",
+    ),
+]
+
+
+def every_call_alike(*args: object, **kwargs: object) -> str:
+    """A key function under which any call, right or wrong, would find the cached entry."""
+    return "one entry"
+
+
+@pytest.mark.parametrize("key", [None, every_call_alike], ids=["arguments", "key function"])
+@pytest.mark.parametrize(("args", "kwargs", "mentioned"), WRONG_CALLS)
+def test_a_wrong_call_raises_type_error_and_is_not_served_even_when_its_key_is_cached(
+    client, fake_llm, key, args, kwargs, mentioned
+):
+    def extract(text: str, model: str = "gpt-4o-mini") -> UserDetail:
+        return client.chat.completions.create(
+            model=model,
+            response_model=UserDetail,
+            messages=[{"role": "user", "content": text}],
+        )
+
+    cached = instructor_cache(backend=MemoryBackend(), key=key)(extract)
+    with capture_calls() as calls:
+        cached("Jason is 25")
+        cached("Jason is 25", "gpt-4o-mini")
+    assert outcomes(calls) == ["miss", "hit"]
+
+    with pytest.raises(TypeError) as plain:
+        extract(*args, **kwargs)
+    with capture_calls() as calls, pytest.raises(TypeError, match=mentioned) as wrapped:
+        cached(*args, **kwargs)
+
+    assert type(wrapped.value) is type(plain.value)
+    assert calls == []
+    assert fake_llm.count == 1
+
+
+def test_a_keyword_only_parameter_left_to_its_default_shares_the_key_of_the_call_passing_it(
+    client, fake_llm
+):
+    @instructor_cache(backend=MemoryBackend())
+    def extract(text: str, *, model: str = "gpt-4o-mini") -> UserDetail:
+        return client.chat.completions.create(
+            model=model,
+            response_model=UserDetail,
+            messages=[{"role": "user", "content": text}],
+        )
+
+    with capture_calls() as calls:
+        extract("Jason is 25")
+        extract("Jason is 25", model="gpt-4o-mini")
+        extract(text="Jason is 25")
+
+    assert fake_llm.count == 1
+    assert outcomes(calls) == ["miss", "hit", "hit"]
+
+
+def test_a_keyword_only_argument_passed_positionally_raises_type_error_even_when_cached(
+    client, fake_llm
+):
+    def ask(text: str, model: str) -> UserDetail:
+        return client.chat.completions.create(
+            model=model,
+            response_model=UserDetail,
+            messages=[{"role": "user", "content": text}],
+        )
+
+    @instructor_cache(backend=MemoryBackend())
+    def extract(text: str, *, model: str = "gpt-4o-mini") -> UserDetail:
+        return ask(text, model)
+
+    @instructor_cache(backend=MemoryBackend())
+    def extract_only_by_keyword(*, text: str) -> UserDetail:
+        return ask(text, "gpt-4o-mini")
+
+    extract("Jason is 25", model="gpt-4o")
+    extract_only_by_keyword(text="Jason is 25")
+    with capture_calls() as calls:
+        with pytest.raises(TypeError, match="positional"):
+            extract("Jason is 25", "gpt-4o")
+        with pytest.raises(TypeError, match="positional"):
+            extract_only_by_keyword("Jason is 25")
+
+    assert calls == []
+    assert fake_llm.count == 2
+
+
+# --- A key function is given the call's arguments, keywords included ---------------
+
+
+def test_a_key_function_receives_the_calls_keyword_arguments(client, fake_llm):
+    @instructor_cache(backend=MemoryBackend(), key=lambda text, model="gpt-4o-mini": (text, model))
+    def extract(text: str, model: str = "gpt-4o-mini") -> UserDetail:
+        return client.chat.completions.create(
+            model=model,
+            response_model=UserDetail,
+            messages=[{"role": "user", "content": text}],
+        )
+
+    extract("Jason is 25", model="gpt-4o")
+    extract("Jason is 25")
+    extract("Jason is 25", model="gpt-4o")
+
+    assert [request["model"] for request in fake_llm.requests] == ["gpt-4o", "gpt-4o-mini"]
+    assert extract.cache.cache_key("Jason is 25", model="gpt-4o") != extract.cache.cache_key(
+        "Jason is 25"
+    )
+    assert extract.cache.cache_key("Jason is 25", model="gpt-4o-mini") == extract.cache.cache_key(
+        "Jason is 25"
+    )

@@ -29,6 +29,10 @@ from tests.caching.support import UserDetail, cached_extraction
 from tests.fake_llm import FakeLLM
 from tests.redis_server import free_port
 
+# Runs the library in other processes: mutmut's mutated copy cannot be imported there,
+# so `make mutate` leaves these tests out (README "Mutation testing").
+pytestmark = pytest.mark.processes
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 ANSWER = {"name": "name of Jason is 25", "age": 12}
 
