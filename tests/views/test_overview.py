@@ -160,9 +160,16 @@ def test_the_chart_has_one_group_per_day_with_the_counts(staff_client, known_cal
     assert len(drawn) == 31  # 30 days back to today, empty days included
     assert drawn[-1][0] == today
     counts = {day: (hits, misses, errors) for day, hits, misses, errors in drawn}
-    assert counts[today - dt.timedelta(days=3)] == (0, 0, 1)
-    assert counts[today - dt.timedelta(days=2)] == (0, 1, 0)
-    assert counts[today - dt.timedelta(days=1)] == (3, 1, 0)
+    # The days come from the calls' times: run in the first hour of a day, the calls
+    # made "a day and an hour ago" fall on the day before yesterday.
+    expected: dict[dt.date, list[int]] = {}
+    for hours_ago, hits, misses, errors in ((72, 0, 0, 1), (48, 0, 1, 0), (25, 3, 1, 0)):
+        day = timezone.localdate(known_calls - dt.timedelta(hours=hours_ago))
+        so_far = expected.setdefault(day, [0, 0, 0])
+        expected[day] = [so_far[0] + hits, so_far[1] + misses, so_far[2] + errors]
+    assert {day: counts[day] for day in expected} == {
+        day: tuple(expected_counts) for day, expected_counts in expected.items()
+    }
     assert sum(sum(drawn_counts) for _day, *drawn_counts in drawn) == 6
     assert 'role="img"' in html
     assert 'aria-label="Hits, misses and errors per day' in html
