@@ -299,8 +299,11 @@ class CachedFunction:
         self._prepared: tuple[FunctionInfo, KeyBuilder] | None = None
         self.dependencies: Dependencies | None = None
         self._read_hit = hit_reader(self.response_model, schema_fp)
+        # The cool-down after a connection-level failure: until when, why, and of
+        # which backend (a default pointed elsewhere meanwhile is used at once).
         self._down_until = 0.0
         self._down_error = ""
+        self._down_backend: CacheBackend | None = None
         self._flight = SingleFlight()
         self._async_flight = AsyncSingleFlight()
         self.wrapper = self._async_wrapper() if self.is_async else self._sync_wrapper()
@@ -424,7 +427,7 @@ class CachedFunction:
                 return self._call_uncached(args, kwargs, key, arguments, started, Outcome.BYPASS)
             reason: str | None = None
             error: str | None = None
-            if started < self._down_until:
+            if started < self._down_until and self._cooling_down(started):
                 reason, error = MissReason.BACKEND_ERROR, self._down_error
             else:
                 try:
@@ -480,7 +483,7 @@ class CachedFunction:
                 )
             reason: str | None = None
             error: str | None = None
-            if started < self._down_until:
+            if started < self._down_until and self._cooling_down(started):
                 reason, error = MissReason.BACKEND_ERROR, self._down_error
             else:
                 try:
@@ -663,7 +666,15 @@ class CachedFunction:
         return self.options.ttl if self.options.ttl is not None else _defaults.state.ttl
 
     def _backend_usable(self) -> bool:
-        return perf_counter() >= self._down_until
+        return not self._cooling_down(perf_counter())
+
+    def _cooling_down(self, now: float) -> bool:
+        """Whether the backend in use now is the one that failed less than
+        `retry_after` ago (not a default configured since)."""
+        if now >= self._down_until:
+            return False
+        fixed = self.options.backend
+        return (fixed if fixed is not None else _defaults.state.backend) is self._down_backend
 
     def _backend_failed(self, exc: BaseException, now: float) -> tuple[str, str]:
         """(miss reason, error) for what a backend raised, and the cool-down if due.
@@ -690,11 +701,12 @@ class CachedFunction:
                 _defaults.state.retry_after,
                 error,
             )
-        self._down_until, self._down_error = until, error
+        self._down_until, self._down_error, self._down_backend = until, error, backend
         for cached in registered().values():
             # The wrapper checks its own float: the hit path reads nothing shared.
             if cached is not self and cached._uses(backend):
                 cached._down_until, cached._down_error = until, error
+                cached._down_backend = backend
         return MissReason.BACKEND_ERROR, error
 
     def _uses(self, backend: CacheBackend) -> bool:

@@ -224,14 +224,24 @@ def hit_reader(
 
     def read_other(raw: str | bytes) -> Any:
         # create_with_completion's pair: the completion is returned, so it is rebuilt now.
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        damaged = False
+        if isinstance(raw, bytes):  # Redis
+            try:
+                text = raw.decode()
+            except UnicodeDecodeError:
+                # Decoded anyway to say what the value is; never read as a pair.
+                text, damaged = raw.decode("utf-8", "replace"), True
+        else:
+            text = str(raw)
         if not (text.startswith(tuple_header) and text.endswith("}") and text[skip] == '"'):
             if not text.startswith('{"format":'):
                 parse(raw)  # not an envelope: the parser's own error says what is wrong
             raise CorruptValue(_refusal(text, schema_fingerprint))
+        if damaged:
+            raise CorruptValue("the stored envelope has bytes that are not UTF-8")
         end = text.find('"', skip + 1)
-        start = text.find(marker, end)
-        if end < 0 or start < 0:
+        start = text.find(marker, end)  # -1 when `end` is
+        if start < 0:
             raise CorruptValue("the stored envelope has no output")
         output = read_json(text[start + step : -1])
         completion = rebuild_completion(unpack(text[skip + 1 : end]))

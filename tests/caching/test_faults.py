@@ -11,7 +11,7 @@ import uuid
 import pytest
 import redis
 
-from extractor.caching import RedisBackend, capture_calls, instructor_cache
+from extractor.caching import RedisBackend, capture_calls, configure, instructor_cache
 from extractor.caching.errors import CorruptValue
 from tests import redis_server
 from tests.caching.support import UserDetail, cached_extraction, computed, outcomes
@@ -149,6 +149,26 @@ def test_a_dead_redis_is_called_through_and_skipped_during_the_cool_down(
     ]
     assert calls[0].error.startswith("ConnectionError")
     assert calls[1].error == calls[0].error
+
+
+def test_a_new_default_backend_is_used_at_once_not_skipped_for_the_old_ones_cool_down(
+    client, fake_llm, retry_after, tmp_path
+):
+    """The cool-down belongs to the backend that failed: once the default points
+    elsewhere (settings changed, a reconfigured worker), the next call uses the new one."""
+    retry_after(60.0)
+    configure(url=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    extract = cached_extraction(client, None)  # on the default backend
+    with capture_calls() as calls:
+        extract("Jason is 25")
+        configure(url=f"disk://{tmp_path / 'new-cache'}")
+        extract("Jason is 25")
+        extract("Jason is 25")
+
+    assert outcomes(calls) == ["miss", "miss", "hit"]
+    assert calls[0].miss_reason == "backend_error"
+    assert (calls[1].miss_reason, calls[1].error, calls[1].stored) == (None, None, True)
+    assert fake_llm.count == 2
 
 
 def envelope_json(extract, user: UserDetail) -> str:
