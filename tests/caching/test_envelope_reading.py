@@ -109,6 +109,19 @@ def with_raw_response(value: BaseModel, completion: Any) -> BaseModel:
     return value
 
 
+# Each shape a result is stored in: the model, the model with the provider's
+# response as `_raw_response`, and create_with_completion's pair.
+EVERY_RESULT = pytest.mark.parametrize(
+    "result",
+    [
+        User(name="Jason"),
+        with_raw_response(User(name="Jason"), chat_completion()),
+        (User(name="Jason"), chat_completion()),
+    ],
+    ids=["model", "model with completion", "pair"],
+)
+
+
 def stored(result: Any, model: type[BaseModel] = User, schema: str = USER_SCHEMA) -> str:
     """The envelope JSON a miss writes for `result`."""
     return envelope_for(
@@ -347,15 +360,7 @@ def test_a_pair_whose_output_has_its_own_output_keys_is_read_whole(as_stored):
 
 
 @AS_STORED
-@pytest.mark.parametrize(
-    "result",
-    [
-        User(name="Jason"),
-        with_raw_response(User(name="Jason"), chat_completion()),
-        (User(name="Jason"), chat_completion()),
-    ],
-    ids=["model", "model with completion", "pair"],
-)
+@EVERY_RESULT
 def test_a_value_of_another_envelope_format_is_refused_naming_both_formats(as_stored, result):
     old = stored(result).replace('{"format":2,', '{"format":1,', 1)
 
@@ -395,15 +400,7 @@ def test_the_format_shown_for_a_foreign_value_is_at_most_ten_characters():
 
 
 @AS_STORED
-@pytest.mark.parametrize(
-    "result",
-    [
-        User(name="Jason"),
-        with_raw_response(User(name="Jason"), chat_completion()),
-        (User(name="Jason"), chat_completion()),
-    ],
-    ids=["model", "model with completion", "pair"],
-)
+@EVERY_RESULT
 def test_a_value_written_for_another_schema_is_refused(as_stored, result):
     # Same length as ours, so the rest of the layout lines up exactly.
     other = stored(result, schema="0" * len(USER_SCHEMA))
@@ -413,15 +410,7 @@ def test_a_value_written_for_another_schema_is_refused(as_stored, result):
 
 @AS_STORED
 @pytest.mark.parametrize("trailer", [" ", "\n", "}", '{"output":{"name":"Eve"}}'])
-@pytest.mark.parametrize(
-    "result",
-    [
-        User(name="Jason"),
-        with_raw_response(User(name="Jason"), chat_completion()),
-        (User(name="Jason"), chat_completion()),
-    ],
-    ids=["model", "model with completion", "pair"],
-)
+@EVERY_RESULT
 def test_a_value_with_data_after_its_closing_brace_is_refused_never_half_read(
     as_stored, trailer, result
 ):
@@ -436,15 +425,7 @@ def test_a_value_with_data_after_its_closing_brace_is_refused_never_half_read(
 
 
 @AS_STORED
-@pytest.mark.parametrize(
-    "result",
-    [
-        User(name="Jason"),
-        with_raw_response(User(name="Jason"), chat_completion()),
-        (User(name="Jason"), chat_completion()),
-    ],
-    ids=["model", "model with completion", "pair"],
-)
+@EVERY_RESULT
 def test_a_value_with_no_output_is_refused(as_stored, result):
     assert refusal_of(as_stored(without_output(stored(result)))) == NO_OUTPUT
 
